@@ -1,0 +1,169 @@
+//! H.264 Annex B helpers for the `h264` frame format.
+//!
+//! An encrypted H.264 frame must still split into NAL units on start codes,
+//! because the RTP packetizer (RFC 6184) and the SFU look at them. So the
+//! parameter sets and the slice NAL header stay clear, and the sealed bytes
+//! are escaped as in ITU-T H.264 §7.4.1 (emulation prevention): a 0x03 is
+//! inserted after two zero bytes whenever the next byte is ≤ 0x03, so no
+//! start code (00 00 01) can appear inside them. This is the layout of
+//! LiveKit's frame cryptor.
+
+use crate::FrameError;
+
+/// NAL unit type of a coded slice of a non-IDR picture.
+pub const NAL_SLICE: u8 = 1;
+/// NAL unit type of a coded slice of an IDR picture.
+pub const NAL_IDR: u8 = 5;
+
+/// One NAL unit found in an Annex B byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NalUnit {
+    /// Offset of the NAL header byte (just after the start code).
+    pub offset: usize,
+    /// Length up to the next start code (or the end), trailing zeros included.
+    pub len: usize,
+    /// `nal_unit_type`, the header's low five bits.
+    pub nal_type: u8,
+}
+
+/// Splits an Annex B stream on its 3- and 4-byte start codes.
+pub fn nal_units(data: &[u8]) -> Vec<NalUnit> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut units = Vec::with_capacity(starts.len());
+    for (n, &start) in starts.iter().enumerate() {
+        // The next unit's start code begins 3 bytes before its header; a
+        // 4-byte start code's extra zero is counted with this unit.
+        let end = starts.get(n + 1).map_or(data.len(), |&next| next - 3);
+        if start < data.len() {
+            units.push(NalUnit { offset: start, len: end - start, nal_type: data[start] & 0x1F });
+        }
+    }
+    units
+}
+
+/// Length of the clear prefix: every byte up to and including the first
+/// slice NAL unit's header and the byte after it.
+pub fn clear_prefix_len(data: &[u8]) -> Result<usize, FrameError> {
+    let mut zeros = 0usize;
+    for (i, &b) in data.iter().enumerate() {
+        if zeros >= 2 && b == 1 {
+            let header = i + 1;
+            if let Some(&h) = data.get(header) {
+                let nal_type = h & 0x1F;
+                if nal_type == NAL_SLICE || nal_type == NAL_IDR {
+                    return if header + 2 <= data.len() {
+                        Ok(header + 2)
+                    } else {
+                        Err(FrameError::Truncated { len: data.len(), needed: header + 2 })
+                    };
+                }
+            }
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    Err(FrameError::NoSliceNal)
+}
+
+/// Number of zero bytes `data` ends with (0, 1 or 2+), the escaping state
+/// carried from the clear prefix into the sealed part.
+pub fn trailing_zeros(data: &[u8]) -> usize {
+    data.iter().rev().take(2).take_while(|&&b| b == 0).count()
+}
+
+/// Inserts emulation-prevention bytes. `zeros_before` is how many zero
+/// bytes directly precede `data` in the frame.
+pub fn escape(data: &[u8], zeros_before: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 4);
+    let mut zeros = zeros_before;
+    for &b in data {
+        if zeros >= 2 && b <= 3 {
+            out.push(3);
+            zeros = 0;
+        }
+        out.push(b);
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    out
+}
+
+/// Removes emulation-prevention bytes, refusing escaping that [`escape`]
+/// cannot have produced. The error is the offset of the offending byte.
+pub fn unescape(data: &[u8], zeros_before: usize) -> Result<Vec<u8>, usize> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut zeros = zeros_before;
+    let mut i = 0;
+    while i < data.len() {
+        let b = data[i];
+        if zeros >= 2 {
+            match b {
+                3 => match data.get(i + 1) {
+                    Some(&next) if next <= 3 => {
+                        zeros = 0;
+                        i += 1;
+                        continue;
+                    }
+                    _ => return Err(i),
+                },
+                0..=2 => return Err(i),
+                _ => {}
+            }
+        }
+        out.push(b);
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        i += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_three_and_four_byte_start_codes() {
+        let au = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9];
+        let units = nal_units(&au);
+        let types: Vec<u8> = units.iter().map(|u| u.nal_type).collect();
+        assert_eq!(types, vec![7, 8, 5]);
+        assert_eq!(units[0].offset, 4);
+        assert_eq!(units[1].offset, 10);
+        assert_eq!(units[2].offset, 16);
+    }
+
+    #[test]
+    fn clear_prefix_ends_one_byte_after_slice_header() {
+        let au = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 0x88, 7, 7];
+        assert_eq!(clear_prefix_len(&au), Ok(17));
+        assert_eq!(clear_prefix_len(&[0, 0, 1, 0x67, 1]), Err(FrameError::NoSliceNal));
+        assert!(matches!(clear_prefix_len(&[0, 0, 1, 0x41]), Err(FrameError::Truncated { .. })));
+    }
+
+    #[test]
+    fn escaping_round_trips_and_hides_start_codes() {
+        let data = [0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3, 0, 0, 4, 0, 0];
+        let esc = escape(&data, 0);
+        assert_eq!(esc, vec![0, 0, 3, 0, 0, 3, 1, 0, 0, 3, 2, 0, 0, 3, 3, 0, 0, 4, 0, 0]);
+        assert!(nal_units(&esc).is_empty());
+        assert_eq!(unescape(&esc, 0).unwrap(), data);
+        // With two zeros carried in from the clear prefix.
+        assert_eq!(escape(&[1], 2), vec![3, 1]);
+        assert_eq!(unescape(&[3, 1], 2).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn unescape_refuses_garbage() {
+        assert_eq!(unescape(&[0, 0, 1], 0), Err(2));
+        assert_eq!(unescape(&[0, 0, 3, 9], 0), Err(2));
+        assert_eq!(unescape(&[0, 0, 3], 0), Err(2));
+        assert_eq!(unescape(&[0, 0, 0], 0), Err(2));
+    }
+}
