@@ -122,7 +122,12 @@ impl GcmKey {
     }
 
     /// Encrypts `buf` in place and returns the tag.
-    pub(crate) fn seal(&self, nonce: &[u8; GCM_NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> Result<[u8; GCM_TAG_LEN], FrameError> {
+    pub(crate) fn seal(
+        &self,
+        nonce: &[u8; GCM_NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; GCM_TAG_LEN], FrameError> {
         match self {
             GcmKey::RustCrypto128(k) => k
                 .encrypt_inout_detached(nonce.into(), aad, buf.into())

@@ -239,7 +239,11 @@ mod tests {
     use super::*;
 
     fn key(index: u8, byte: u8) -> JitsiKey {
-        JitsiKey::with_library(index, KeyMaterial::from_hex(&format!("{byte:02x}").repeat(32)).unwrap(), GcmLibrary::RustCrypto)
+        JitsiKey::with_library(
+            index,
+            KeyMaterial::from_hex(&format!("{byte:02x}").repeat(32)).unwrap(),
+            GcmLibrary::RustCrypto,
+        )
     }
 
     #[test]
@@ -267,7 +271,10 @@ mod tests {
         for (kind, n) in [(MediaKind::Vp8Key, 10), (MediaKind::Vp8Delta, 3), (MediaKind::Opus, 1)] {
             let sealed = k.seal(kind, &iv, &payload).unwrap();
             assert_eq!(&sealed[..n], &payload[..n]);
-            assert_ne!(sealed[n], 0xAA, "{kind:?} byte {n} must be encrypted (probability of equality 1/256 fixed by key)");
+            assert_ne!(
+                sealed[n], 0xAA,
+                "{kind:?} byte {n} must be encrypted (probability of equality 1/256 fixed by key)"
+            );
         }
     }
 

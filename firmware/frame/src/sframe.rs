@@ -65,7 +65,9 @@ impl CipherSuite {
     /// Nk: the AEAD key length (for CTR+HMAC, the AES key plus the HMAC key).
     pub fn key_len(self) -> usize {
         match self {
-            CipherSuite::AesCtr128HmacSha256_80 | CipherSuite::AesCtr128HmacSha256_64 | CipherSuite::AesCtr128HmacSha256_32 => 48,
+            CipherSuite::AesCtr128HmacSha256_80
+            | CipherSuite::AesCtr128HmacSha256_64
+            | CipherSuite::AesCtr128HmacSha256_32 => 48,
             CipherSuite::AesGcm128Sha256 => 16,
             CipherSuite::AesGcm256Sha512 => 32,
         }
@@ -198,11 +200,7 @@ impl SframeKey {
                 SuiteCipher::Gcm(GcmKey::new(GcmLibrary::preferred(), schedule.key.expose())?)
             }
             _ => {
-                let k = schedule.key.expose();
-                let mut enc_key = Zeroizing::new([0u8; 16]);
-                let mut auth_key = Zeroizing::new([0u8; 32]);
-                enc_key.copy_from_slice(&k[..16]);
-                auth_key.copy_from_slice(&k[16..48]);
+                let (enc_key, auth_key) = ctr_hmac_keys(suite, &schedule.key)?;
                 SuiteCipher::CtrHmac { enc_key, auth_key }
             }
         };
@@ -262,7 +260,13 @@ impl SframeKey {
         self.open_after_header(header, header_len, metadata, frame).map(|pt| (header, pt))
     }
 
-    fn open_after_header(&self, header: Header, header_len: usize, metadata: &[u8], frame: &[u8]) -> Result<Vec<u8>, FrameError> {
+    fn open_after_header(
+        &self,
+        header: Header,
+        header_len: usize,
+        metadata: &[u8],
+        frame: &[u8],
+    ) -> Result<Vec<u8>, FrameError> {
         if frame.len() > MAX_FRAME_LEN + MAX_HEADER_LEN + 16 {
             return Err(FrameError::TooLarge { len: frame.len(), max: MAX_FRAME_LEN });
         }
@@ -284,8 +288,10 @@ impl SframeKey {
             }
             SuiteCipher::CtrHmac { enc_key, auth_key } => {
                 let (ct, tag) = body.split_at(body.len() - tag_len);
-                let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&auth_key[..]).expect("HMAC takes any key length");
+                let mut mac =
+                    <Hmac<Sha256> as KeyInit>::new_from_slice(&auth_key[..]).expect("HMAC takes any key length");
                 ctr_hmac_input(&mut mac, &nonce, &aad, ct, tag_len);
+                // Constant-time comparison of the truncated tag.
                 mac.verify_truncated_left(tag).map_err(|_| FrameError::AuthenticationFailed)?;
                 let mut pt = ct.to_vec();
                 ctr_apply(enc_key, &nonce, &mut pt);
@@ -293,6 +299,59 @@ impl SframeKey {
             }
         }
     }
+}
+
+/// The AES-CTR+HMAC AEAD of suites 1–3 on its own (RFC 9605 §4.5.1):
+/// `key` is enc_key(16) ‖ auth_key(32); returns ciphertext ‖ truncated tag.
+pub fn ctr_hmac_seal(
+    suite: CipherSuite,
+    key: &SecretBytes,
+    nonce: &[u8; 12],
+    aad: &[u8],
+    pt: &[u8],
+) -> Result<Vec<u8>, FrameError> {
+    let (enc_key, auth_key) = ctr_hmac_keys(suite, key)?;
+    let mut out = pt.to_vec();
+    ctr_apply(&enc_key, nonce, &mut out);
+    let tag = ctr_hmac_tag(&auth_key, nonce, aad, &out, suite.tag_len());
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Opens what [`ctr_hmac_seal`] sealed.
+pub fn ctr_hmac_open(
+    suite: CipherSuite,
+    key: &SecretBytes,
+    nonce: &[u8; 12],
+    aad: &[u8],
+    ct: &[u8],
+) -> Result<Vec<u8>, FrameError> {
+    let (enc_key, auth_key) = ctr_hmac_keys(suite, key)?;
+    let tag_len = suite.tag_len();
+    let Some(ct_len) = ct.len().checked_sub(tag_len) else {
+        return Err(FrameError::Truncated { len: ct.len(), needed: tag_len });
+    };
+    let (body, tag) = ct.split_at(ct_len);
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&auth_key[..]).expect("HMAC takes any key length");
+    ctr_hmac_input(&mut mac, nonce, aad, body, tag_len);
+    mac.verify_truncated_left(tag).map_err(|_| FrameError::AuthenticationFailed)?;
+    let mut pt = body.to_vec();
+    ctr_apply(&enc_key, nonce, &mut pt);
+    Ok(pt)
+}
+
+type CtrHmacKeys = (Zeroizing<[u8; 16]>, Zeroizing<[u8; 32]>);
+
+fn ctr_hmac_keys(suite: CipherSuite, key: &SecretBytes) -> Result<CtrHmacKeys, FrameError> {
+    if suite.key_len() != 48 || key.len() != 48 {
+        return Err(FrameError::InvalidKey("AES-CTR+HMAC keys are 48 bytes (suites 1-3)"));
+    }
+    let k = key.expose();
+    let mut enc_key = Zeroizing::new([0u8; 16]);
+    let mut auth_key = Zeroizing::new([0u8; 32]);
+    enc_key.copy_from_slice(&k[..16]);
+    auth_key.copy_from_slice(&k[16..48]);
+    Ok((enc_key, auth_key))
 }
 
 fn ctr_apply(enc_key: &[u8; 16], nonce: &[u8; 12], buf: &mut [u8]) {
@@ -415,6 +474,26 @@ impl ReplayWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 9605 key-schedule intermediates (secret, key, salt, nonce) for every suite.
+    #[test]
+    fn key_schedule_vectors() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/sframe-rfc9605.json");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cases = v["sframe"].as_array().unwrap();
+        assert_eq!(cases.len(), 5);
+        for c in cases {
+            let hx = |k: &str| hex::decode(c[k].as_str().unwrap()).unwrap();
+            let suite = CipherSuite::from_id(c["cipher_suite"].as_u64().unwrap() as u16).unwrap();
+            let kid = c["kid"].as_u64().unwrap();
+            let s = derive(suite, kid, &SecretBytes::new(hx("base_key")));
+            assert_eq!(s.secret.expose(), hx("sframe_secret"), "{suite:?}");
+            assert_eq!(s.key.expose(), hx("sframe_key"), "{suite:?}");
+            assert_eq!(s.salt.to_vec(), hx("sframe_salt"), "{suite:?}");
+            let key = SframeKey::derive(suite, kid, &SecretBytes::new(hx("base_key"))).unwrap();
+            assert_eq!(key.nonce(c["ctr"].as_u64().unwrap()).to_vec(), hx("nonce"), "{suite:?}");
+        }
+    }
 
     #[test]
     fn header_sizes() {

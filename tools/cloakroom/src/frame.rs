@@ -117,7 +117,8 @@ fn open(a: &FrameArgs) -> Result<Vec<u8>> {
         }
         Format::Sframe => {
             let key = sframe_key(a)?;
-            let (header, plaintext) = key.open(&parse_hex("--metadata", &a.metadata)?, &frame).context("cannot open frame")?;
+            let (header, plaintext) =
+                key.open(&parse_hex("--metadata", &a.metadata)?, &frame).context("cannot open frame")?;
             if let Some(ctr) = a.ctr
                 && ctr != header.ctr
             {
