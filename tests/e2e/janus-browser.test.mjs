@@ -140,17 +140,19 @@ test('vp8: C with a wrong key and D with no key decode ≤ 2 frames', { timeout:
   await leave(D);
 }));
 
-test('vp8: a plain browser (no transform) gets ciphertext: almost nothing decodes, no motion', { timeout: 60000 }, step('vp8-plain', async (t) => {
+test('vp8: a plain browser (no transform) gets ciphertext: almost nothing decodes', { timeout: 60000 }, step('vp8-plain', async (t) => {
   assert.ok(A, 'needs the publisher from the first test');
   const E = await join_({ display: 'E-plain', transform: false, publish: false });
-  const s = await E.waitFor((x) => x.video.framesReceived >= 40, 20000, '40 received video frames');
+  await E.waitFor((x) => x.video.framesReceived >= 40, 20000, '40 received video frames');
+  await sleep(2000);
+  const s = await E.stats();
   const m = await E.motion(5, 300);
-  const s2 = await E.stats();
-  const detail = JSON.stringify({ video: s2.video, motion: m });
-  // libvpx accepts a handful of ciphertext frames (the VP8 header bytes are clear) and then gives up.
-  assert.ok(s2.video.framesDecoded <= Math.max(2, 0.1 * s2.video.framesReceived), `decoded: ${detail}`);
-  assert.ok(m.diffs.length === 0 || Math.max(...m.diffs) < MOTION_MIN, `motion in a picture decoded from ciphertext: ${detail}`);
-  t.diagnostic(`received ${s.video.framesReceived}, decoded ${s2.video.framesDecoded}, motion ${JSON.stringify(m.diffs)}`);
+  const detail = JSON.stringify({ video: s.video, presented: s.presentedFrames, motion: m });
+  // libvpx accepts the odd ciphertext key frame (its header bytes are clear) and shows
+  // noise, so a still picture is no criterion; the decode ratio is.
+  assert.ok(s.video.framesDecoded <= 0.1 * s.video.framesReceived, `decoded too many: ${detail}`);
+  assert.ok(s.presentedFrames <= 0.1 * s.video.framesReceived, `presented too many: ${detail}`);
+  t.diagnostic(`received ${s.video.framesReceived}, decoded ${s.video.framesDecoded} (${s.video.keyFramesDecoded} key), motion samples ${JSON.stringify(m.diffs.map((d) => +d.toFixed(1)))}`);
   await leave(E);
 }));
 

@@ -13,7 +13,8 @@
 //        everything after the clear part is escaped with emulation prevention.
 // AAD = the clear bytes. IV = BE32(SSRC) ‖ BE32(RTP timestamp) ‖ BE32(count mod 0xFFFF).
 
-const subtle = globalThis.crypto.subtle;
+// Node 18 has no global WebCrypto; the dynamic import only runs there, never in the browser.
+const subtle = globalThis.crypto?.subtle ?? (await import('node:crypto')).webcrypto.subtle;
 const utf8 = new TextEncoder();
 
 export const IV_LENGTH = 12;
