@@ -167,7 +167,8 @@ test('h264 (NAL-aware layout): B with the key decodes ≥ 50 frames in 5 s with 
   A = B = null;
   const { A: A2, B: B2 } = await publisherAndSubscriber('h264');
   const r = await assertDecodesWithKey(A2, B2, 'h264');
-  t.diagnostic(`decoded ${r.decoded} frames in ${r.seconds.toFixed(1)} s; motion ${r.motion.map((d) => d.toFixed(1)).join(',')}`);
+  t.diagnostic(`decoded ${r.decoded} frames in ${r.seconds.toFixed(1)} s; motion ${r.motion.map((d) => d.toFixed(1)).join(',')}; `
+    + `escape bytes inserted by the sender so far: ${(await A2.stats()).worker.h264EscapeBytes}`);
   const C = await join_({ display: 'C-h264-wrong-key', keyHex: randomBytes(32).toString('hex'), publish: false, codec: 'h264' });
   await C.waitFor((s) => s.worker.decryptFailures.video >= 30, 20000, 'ciphertext video frames arriving');
   const sc = await C.stats();

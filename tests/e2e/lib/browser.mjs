@@ -56,6 +56,18 @@ export async function startPageServer() {
   };
 }
 
+let shared = null;
+/** One page server per process, started on first use (openParticipant without pageUrl). */
+export async function sharedPageServer() {
+  shared ??= startPageServer();
+  return shared;
+}
+export async function stopSharedPageServer() {
+  const s = shared;
+  shared = null;
+  if (s) await (await s).close();
+}
+
 /** Launch headless Debian Chromium with fake media devices. */
 export async function launchBrowser({ extraArgs = [] } = {}) {
   return chromium.launch({
@@ -70,7 +82,7 @@ export async function launchBrowser({ extraArgs = [] } = {}) {
  * Open one participant in its own browser context and join the room.
  * @param {import('playwright-core').Browser} browser
  * @param {object} o
- * @param {string} o.pageUrl   from startPageServer()
+ * @param {string} [o.pageUrl] from startPageServer(); default: a shared server started on first use
  * @param {string} o.wsUrl     from startJanus()
  * @param {number} o.room
  * @param {string|null} [o.keyHex]  64 hex digits of key material; null = no key installed
@@ -84,7 +96,8 @@ export async function launchBrowser({ extraArgs = [] } = {}) {
  *   waitFor(pred: (s) => boolean, ms: number, what: string): Promise<object>, close(): Promise<void>}>}
  */
 export async function openParticipant(browser, o) {
-  const { pageUrl, wsUrl, room, keyHex = null, keyIndex = 0, publish = true, subscribe = true, codec = 'vp8', transform = true, display = 'participant' } = o;
+  const { wsUrl, room, keyHex = null, keyIndex = 0, publish = true, subscribe = true, codec = 'vp8', transform = true, display = 'participant' } = o;
+  const pageUrl = o.pageUrl ?? (await sharedPageServer()).url;
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(30000);
@@ -128,6 +141,7 @@ export async function openParticipant(browser, o) {
 
 /** Chromium's capabilities on a served page (transform support, H.264). */
 export async function browserCapabilities(browser, pageUrl) {
+  pageUrl ??= (await sharedPageServer()).url;
   const context = await browser.newContext();
   try {
     const page = await context.newPage();

@@ -5,7 +5,7 @@
 // Needs root (ip netns). Everything stays on this machine.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -39,7 +39,7 @@ export async function startJanus(opts = {}) {
   const vethHost = `crh${tag}`;
   const vethNs = `crn${tag}`;
 
-  const dir = mkdtempSync(join(tmpdir(), 'cloakroom-janus-'));
+  const dir = mkdtempSync(join(tmpdir(), `cloakroom-janus-${process.pid}-`));
   const logPath = join(dir, 'janus.log');
   writeConfig(dir, { room, videocodec, port, janusIp, vethNs });
 
@@ -208,8 +208,12 @@ function teardownNamespace(ns, vethHost) {
   if (vethHost) { try { execFileSync('ip', ['link', 'del', vethHost], { stdio: 'ignore' }); } catch { /* went with the ns */ } }
 }
 
-/** Remove namespaces left behind by earlier runs whose process is dead. */
+/** Remove namespaces and config folders left behind by earlier runs whose process is dead. */
 export function sweepStaleNamespaces() {
+  for (const name of readdirSync(tmpdir())) {
+    const m = /^cloakroom-janus-(\d+)-/.exec(name);
+    if (m && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
   let list = '';
   try { list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }); } catch { return; }
   for (const line of list.split('\n')) {

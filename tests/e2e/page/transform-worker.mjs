@@ -19,6 +19,7 @@ const counters = {
   decryptFailures: zero(),
   ratchetRecoveries: zero(),
   passedEmpty: zero(),
+  h264EscapeBytes: 0, // emulation-prevention bytes inserted into sealed H.264 frames
   bytesIn: zero(),
   transforms: [],
   lastError: null,
@@ -85,6 +86,7 @@ async function encryptFrame(frame, controller, kind, codec) {
   const { ssrc, timestamp } = rtpInfo(frame);
   try {
     const sealed = await encryptor.seal(fk, ssrc, timestamp, data);
+    if (fk === Kind.H264) counters.h264EscapeBytes += sealed.length - (data.length + 16 + 12 + 2);
     frame.data = sealed.buffer;
     counters.encrypted[kind]++;
     controller.enqueue(frame);
