@@ -1,0 +1,36 @@
+//! Media on the cloakroom device, through GStreamer.
+//!
+//! This crate moves audio and video: it captures from the camera and the
+//! microphone, encodes, and hands [`EncodedFrame`]s out ([`send`]); it takes
+//! encoded frames of remote participants in, decodes them, lays them out on
+//! the room screen and plays their audio ([`receive`]); it draws the idle
+//! room screen ([`screen`]); and it lists cameras, microphones, speakers,
+//! encoders and decoders ([`devices`]). It knows nothing about encryption,
+//! WebRTC or signalling: those meet in the daemon.
+//!
+//! The parts that need no GStreamer are plain functions and structs, tested
+//! on their own: encoder choice ([`encoder`]), the participant grid
+//! ([`layout`]), the quality ladder ([`ladder`]) and H.264 Annex B parsing
+//! ([`annexb`]).
+#![forbid(unsafe_code)]
+
+pub mod annexb;
+pub mod devices;
+pub mod encoder;
+mod error;
+mod frame;
+pub mod ladder;
+pub mod layout;
+mod pipeline;
+pub mod receive;
+pub mod screen;
+pub mod send;
+
+pub use error::MediaError;
+pub use frame::{Codec, EncodedFrame};
+
+/// Initialises GStreamer once per process; every pipeline constructor calls it,
+/// so callers need it only to probe elements before building anything.
+pub fn init() -> Result<(), MediaError> {
+    gst::init().map_err(|e| MediaError::Init { message: e.to_string() })
+}

@@ -1,0 +1,366 @@
+//! The room screen: what the HDMI display shows.
+//!
+//! When idle, [`IdleScreen`] shows the room name, a clock and a QR code of
+//! the link the daemon gives (the device's local page). In a meeting the
+//! receive pipeline shows the participant grid with an "end-to-end
+//! encrypted" badge ([`crate::receive`]). Both are drawn by GStreamer
+//! (compositor, textoverlay, clockoverlay) so they work on `kmssink` without
+//! a desktop. Only one of them owns the display at a time: stop the idle
+//! screen before starting the receive pipeline.
+
+use std::time::Duration;
+
+use gst::prelude::*;
+
+use crate::MediaError;
+use crate::layout::{Canvas, Rect};
+use crate::pipeline::{DeviceRole, Pipeline, caps_filter, clock_time, make, set_number, set_text};
+
+/// Where the room screen goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisplayOutput {
+    /// Straight to the display through KMS, on a board without a desktop.
+    Kms,
+    /// Whatever GStreamer finds, on a desktop.
+    Auto,
+    /// Nowhere visible: pictures are kept for [`IdleScreen::snapshot`] and
+    /// [`crate::receive::ReceivePipeline::snapshot`] (tests, headless).
+    Snapshots,
+}
+
+/// One RGBA picture of the screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub width: u32,
+    pub height: u32,
+    /// Rows of `width` RGBA pixels, no padding.
+    pub rgba: Vec<u8>,
+}
+
+impl Snapshot {
+    /// The luma (0..=255) of the pixel at `x`, `y`; 0 outside the picture.
+    pub fn luma(&self, x: u32, y: u32) -> u8 {
+        if x >= self.width || y >= self.height {
+            return 0;
+        }
+        let i = (y as usize * self.width as usize + x as usize) * 4;
+        match self.rgba.get(i..i + 3) {
+            Some(&[r, g, b]) => ((u32::from(r) * 299 + u32::from(g) * 587 + u32::from(b) * 114) / 1000) as u8,
+            _ => 0,
+        }
+    }
+}
+
+/// A QR code as a square grey-scale bitmap with its quiet zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QrImage {
+    /// Width and height in pixels.
+    pub side: u32,
+    /// `side × side` pixels, 0 for dark modules, 255 for light.
+    pub luma: Vec<u8>,
+}
+
+impl QrImage {
+    /// Renders `link` with `module_px` pixels per module and the standard
+    /// four-module quiet zone.
+    pub fn new(link: &str, module_px: u32) -> Result<Self, MediaError> {
+        let code = qrcode::QrCode::with_error_correction_level(link, qrcode::EcLevel::M)
+            .map_err(|e| MediaError::QrCode { message: e.to_string() })?;
+        let modules = code.width();
+        let colors = code.to_colors();
+        let module_px = module_px.max(1) as usize;
+        let quiet = 4;
+        let side = (modules + 2 * quiet) * module_px;
+        let mut luma = vec![255u8; side * side];
+        for (i, color) in colors.iter().enumerate() {
+            if *color != qrcode::Color::Dark {
+                continue;
+            }
+            let (mx, my) = (i % modules + quiet, i / modules + quiet);
+            for y in my * module_px..(my + 1) * module_px {
+                let row = y * side;
+                luma[row + mx * module_px..row + (mx + 1) * module_px].fill(0);
+            }
+        }
+        Ok(Self {
+            side: u32::try_from(side).map_err(|_| MediaError::QrCode { message: "link too long".into() })?,
+            luma,
+        })
+    }
+
+    /// The module count across, quiet zone included, for a link.
+    fn modules_with_quiet_zone(link: &str) -> Result<u32, MediaError> {
+        Self::new(link, 1).map(|q| q.side)
+    }
+}
+
+/// What the idle screen shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdleScreenSettings {
+    pub room_name: String,
+    /// The link the QR code carries (the device's local page).
+    pub link: String,
+    pub canvas: Canvas,
+    pub framerate: u32,
+    pub display: DisplayOutput,
+}
+
+/// The running idle screen.
+pub struct IdleScreen {
+    pipeline: Pipeline,
+    qr: Rect,
+}
+
+impl IdleScreen {
+    /// Builds and starts the idle screen.
+    pub fn start(settings: &IdleScreenSettings) -> Result<Self, MediaError> {
+        let Canvas { width, height } = settings.canvas;
+        if width < 64 || height < 64 || !(1..=60).contains(&settings.framerate) {
+            return Err(MediaError::InvalidSetting {
+                name: "canvas",
+                reason: format!("{width}×{height}@{} is too small", settings.framerate),
+            });
+        }
+        // The code takes half the screen's height, whole pixels per module.
+        let modules = QrImage::modules_with_quiet_zone(&settings.link)?;
+        let module_px = (height as u32 / 2 / modules).max(1);
+        let qr = QrImage::new(&settings.link, module_px)?;
+        let side = i32::try_from(qr.side).unwrap_or(i32::MAX);
+        let qr_rect = Rect { x: (width - side) / 2, y: (height - side) / 2, width: side, height: side };
+
+        let mut pipeline = Pipeline::new("idle-screen")?;
+        let compositor = make("compositor", "screen")?;
+        set_text(&compositor, "background", "black")?;
+        let background = background_branch(settings.canvas, settings.framerate)?;
+        pipeline.chain(&background)?;
+        let qr_branch = qr_branch(&qr)?;
+        pipeline.chain(&qr_branch)?;
+
+        let mut output = vec![
+            compositor.clone(),
+            caps_filter("screen-caps", &canvas_caps(settings.canvas, settings.framerate))?,
+            make("videoconvert", "text-convert")?,
+            room_name_overlay(&settings.room_name, settings.canvas)?,
+            clock_overlay(settings.canvas)?,
+        ];
+        output.extend(display_branch(&mut pipeline, &settings.display, "screen")?);
+        pipeline.chain(&output)?;
+
+        link_to_compositor(&pipeline, &background, &compositor, None, 0)?;
+        link_to_compositor(&pipeline, &qr_branch, &compositor, Some(qr_rect), 1)?;
+        pipeline.start()?;
+        Ok(Self { pipeline, qr: qr_rect })
+    }
+
+    /// Where the QR code is on the screen.
+    pub fn qr_rect(&self) -> Rect {
+        self.qr
+    }
+
+    /// Changes the room name shown.
+    pub fn set_room_name(&self, name: &str) -> Result<(), MediaError> {
+        let overlay = self
+            .pipeline
+            .bin
+            .by_name("room-name")
+            .ok_or_else(|| MediaError::NotRunning { pipeline: self.pipeline.label().to_owned() })?;
+        set_text(&overlay, "text", name)
+    }
+
+    /// The latest picture, when the output is [`DisplayOutput::Snapshots`].
+    pub fn snapshot(&self, timeout: Duration) -> Option<Snapshot> {
+        pull_snapshot(&self.pipeline.bin, timeout)
+    }
+
+    /// The first error the pipeline reported, if any.
+    pub fn check(&self) -> Result<(), MediaError> {
+        self.pipeline.check()
+    }
+}
+
+/// The grid's "end-to-end encrypted" badge, top right.
+pub(crate) fn encrypted_badge(canvas: Canvas) -> Result<gst::Element, MediaError> {
+    let badge = make("textoverlay", "badge")?;
+    set_text(&badge, "text", "end-to-end encrypted")?;
+    set_text(&badge, "valignment", "top")?;
+    set_text(&badge, "halignment", "right")?;
+    set_text(&badge, "shaded-background", "true")?;
+    set_text(&badge, "font-desc", &format!("Sans Bold {}", font_px(canvas, 20)))?;
+    Ok(badge)
+}
+
+/// The display sink and what it needs in front of it. The sink is named
+/// `display` so its errors become typed device errors.
+pub(crate) fn display_branch(
+    pipeline: &mut Pipeline,
+    output: &DisplayOutput,
+    prefix: &str,
+) -> Result<Vec<gst::Element>, MediaError> {
+    let convert = make("videoconvert", &format!("{prefix}-display-convert"))?;
+    let sink = match output {
+        DisplayOutput::Kms => {
+            pipeline.device("display", DeviceRole::Display, "kms");
+            make("kmssink", "display")?
+        }
+        DisplayOutput::Auto => make("autovideosink", "display")?,
+        DisplayOutput::Snapshots => {
+            let caps = gst::Caps::builder("video/x-raw").field("format", "RGBA").build();
+            gst_app::AppSink::builder()
+                .name("display")
+                .caps(&caps)
+                .max_buffers(1)
+                .drop(true)
+                .sync(false)
+                .build()
+                .upcast()
+        }
+    };
+    Ok(vec![convert, sink])
+}
+
+/// Pulls the latest picture from a `display` appsink.
+pub(crate) fn pull_snapshot(bin: &gst::Pipeline, timeout: Duration) -> Option<Snapshot> {
+    let sink = bin.by_name("display")?.downcast::<gst_app::AppSink>().ok()?;
+    let sample = sink.try_pull_sample(clock_time(timeout))?;
+    let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+    let buffer = sample.buffer()?;
+    let map = buffer.map_readable().ok()?;
+    let (width, height) = (info.width(), info.height());
+    let stride = usize::try_from(*info.stride().first()?).ok()?;
+    let row = width as usize * 4;
+    let mut rgba = Vec::with_capacity(row * height as usize);
+    for y in 0..height as usize {
+        rgba.extend_from_slice(map.get(y * stride..y * stride + row)?);
+    }
+    Some(Snapshot { width, height, rgba })
+}
+
+/// Links the last element of `branch` to a new compositor pad placed at
+/// `rect` (the whole canvas when `None`).
+pub(crate) fn link_to_compositor(
+    pipeline: &Pipeline,
+    branch: &[gst::Element],
+    compositor: &gst::Element,
+    rect: Option<Rect>,
+    zorder: u32,
+) -> Result<gst::Pad, MediaError> {
+    let fail = |what: &str| pipeline.failure("compositor", what.to_owned());
+    let last = branch.last().ok_or_else(|| fail("empty branch"))?;
+    let pad = compositor.request_pad_simple("sink_%u").ok_or_else(|| fail("no sink pad"))?;
+    let src = last.static_pad("src").ok_or_else(|| fail("no src pad"))?;
+    src.link(&pad).map_err(|e| fail(&format!("link: {e:?}")))?;
+    set_number(&pad, "zorder", i64::from(zorder))?;
+    if let Some(rect) = rect {
+        place(&pad, rect)?;
+    }
+    Ok(pad)
+}
+
+/// Moves a compositor pad to `rect`.
+pub(crate) fn place(pad: &gst::Pad, rect: Rect) -> Result<(), MediaError> {
+    let el = pad;
+    set_number(el, "xpos", i64::from(rect.x))?;
+    set_number(el, "ypos", i64::from(rect.y))?;
+    set_number(el, "width", i64::from(rect.width))?;
+    set_number(el, "height", i64::from(rect.height))
+}
+
+pub(crate) fn canvas_caps(canvas: Canvas, framerate: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("width", canvas.width)
+        .field("height", canvas.height)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .field("framerate", gst::Fraction::new(i32::try_from(framerate).unwrap_or(30), 1))
+        .build()
+}
+
+/// A live black canvas that keeps the compositor producing pictures even
+/// when nothing else is connected.
+pub(crate) fn background_branch(canvas: Canvas, framerate: u32) -> Result<Vec<gst::Element>, MediaError> {
+    let src = make("videotestsrc", "background")?;
+    set_text(&src, "is-live", "true")?;
+    set_text(&src, "pattern", "solid-color")?;
+    set_number(&src, "foreground-color", 0xff10_1820)?;
+    let caps = canvas_caps(canvas, framerate);
+    Ok(vec![src, caps_filter("background-caps", &caps)?])
+}
+
+fn qr_branch(qr: &QrImage) -> Result<Vec<gst::Element>, MediaError> {
+    let side = i32::try_from(qr.side).unwrap_or(i32::MAX);
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "RGBA")
+        .field("width", side)
+        .field("height", side)
+        .field("framerate", gst::Fraction::new(0, 1))
+        .build();
+    let src = gst_app::AppSrc::builder().name("qr").caps(&caps).format(gst::Format::Time).build();
+    let rgba: Vec<u8> = qr.luma.iter().flat_map(|&l| [l, l, l, 255]).collect();
+    let mut buffer = gst::Buffer::from_mut_slice(rgba);
+    if let Some(b) = buffer.get_mut() {
+        b.set_pts(gst::ClockTime::ZERO);
+    }
+    src.push_buffer(buffer)
+        .map_err(|e| MediaError::QrCode { message: format!("could not queue the picture: {e:?}") })?;
+    let _ = src.end_of_stream();
+    let freeze = make("imagefreeze", "qr-freeze")?;
+    set_text(&freeze, "is-live", "true")?;
+    Ok(vec![src.upcast(), freeze, make("videoconvert", "qr-convert")?])
+}
+
+fn room_name_overlay(name: &str, canvas: Canvas) -> Result<gst::Element, MediaError> {
+    let overlay = make("textoverlay", "room-name")?;
+    set_text(&overlay, "text", name)?;
+    set_text(&overlay, "valignment", "top")?;
+    set_text(&overlay, "halignment", "center")?;
+    set_text(&overlay, "font-desc", &format!("Sans Bold {}", font_px(canvas, 14)))?;
+    Ok(overlay)
+}
+
+fn clock_overlay(canvas: Canvas) -> Result<gst::Element, MediaError> {
+    let clock = make("clockoverlay", "clock")?;
+    set_text(&clock, "time-format", "%H:%M")?;
+    set_text(&clock, "valignment", "bottom")?;
+    set_text(&clock, "halignment", "center")?;
+    set_text(&clock, "font-desc", &format!("Sans {}", font_px(canvas, 16)))?;
+    Ok(clock)
+}
+
+/// A font size that is `1/fraction` of the screen height, in Pango points
+/// (textoverlay renders points at 72 dpi... close enough to pixels).
+fn font_px(canvas: Canvas, fraction: i32) -> i32 {
+    (canvas.height / fraction).max(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_image_has_quiet_zone_and_finder_pattern() {
+        let qr = QrImage::new("https://cloakroom.local/", 3).expect("encodes");
+        assert_eq!(qr.luma.len(), (qr.side * qr.side) as usize);
+        // Quiet zone: the first 4 modules (12 px) of the first row are light.
+        assert!(qr.luma[..12].iter().all(|&l| l == 255));
+        // Top-left finder pattern starts dark right after the quiet zone.
+        let at = |x: u32, y: u32| qr.luma[(y * qr.side + x) as usize];
+        assert_eq!(at(12, 12), 0);
+        assert_eq!(at(14, 14), 0);
+        // Its second ring is light.
+        assert_eq!(at(15, 15), 255);
+    }
+
+    #[test]
+    fn qr_image_refuses_what_cannot_fit() {
+        let huge = "x".repeat(8000);
+        assert!(matches!(QrImage::new(&huge, 1), Err(MediaError::QrCode { .. })));
+    }
+
+    #[test]
+    fn snapshot_luma_is_safe_outside_the_picture() {
+        let s = Snapshot { width: 1, height: 1, rgba: vec![255, 255, 255, 255] };
+        assert_eq!(s.luma(0, 0), 255);
+        assert_eq!(s.luma(1, 0), 0);
+        assert_eq!(s.luma(0, 7), 0);
+    }
+}
