@@ -27,6 +27,10 @@ after(async () => {
   for (const p of open) await p.close();
   await browser?.close();
   await server?.close();
+  if (janus && process.env.CLOAKROOM_E2E_KEEP_LOGS) {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    writeFileSync(join(ARTIFACTS, `${Date.now()}-janus.log`), janus.log());
+  }
   await janus?.stop();
 });
 

@@ -127,7 +127,6 @@ certificates: {
 }
 media: {
   rtp_port_range = "20000-20999"
-  dtls_timeout = 500
 }
 nat: {
   ice_enforce_list = "${vethNs}"
