@@ -220,6 +220,23 @@ impl<'a> SealedFrame<'a> {
     }
 }
 
+/// The unencrypted trailer fields of a sealed frame, read without a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedParts {
+    pub key_index: u8,
+    pub iv: [u8; IV_LEN],
+    /// Number of leading bytes sent in the clear.
+    pub clear_len: usize,
+}
+
+impl SealedParts {
+    /// Parses a sealed frame's layout (undoing H.264 escaping) without decrypting it.
+    pub fn of(kind: MediaKind, frame: &[u8]) -> Result<Self, FrameError> {
+        let parts = SealedFrame::parse(kind, frame)?;
+        Ok(Self { key_index: parts.key_index, iv: parts.iv, clear_len: parts.clear.len() })
+    }
+}
+
 /// Reads the key index of a sealed frame without opening it.
 pub fn key_index_of(frame: &[u8]) -> Option<u8> {
     frame.last().copied()
