@@ -16,7 +16,8 @@ use v4l::frameinterval::FrameIntervalEnum;
 use v4l::framesize::FrameSizeEnum;
 use v4l::video::Capture;
 
-use crate::encoder::{DecoderKind, EncoderKind, available_decoders, available_encoders, installed};
+use crate::Codec;
+use crate::encoder::{available_decoders, available_encoders, installed};
 
 /// Everything the device can capture, play, encode and decode.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -24,11 +25,23 @@ pub struct DeviceReport {
     pub cameras: Vec<Camera>,
     pub microphones: Vec<AudioDevice>,
     pub speakers: Vec<AudioDevice>,
-    pub encoders: Vec<EncoderKind>,
-    pub decoders: Vec<DecoderKind>,
+    /// Installed encoders, preferred first.
+    pub encoders: Vec<CodecElement>,
+    /// Installed decoders, preferred first.
+    pub decoders: Vec<CodecElement>,
     /// Problems met while looking (a device that could not be opened, no
     /// ALSA at all), so the page can show why something is missing.
     pub notes: Vec<String>,
+}
+
+/// An installed GStreamer encoder or decoder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CodecElement {
+    /// The element, e.g. `x264enc`.
+    pub element: String,
+    pub codec: Codec,
+    /// Whether it runs on dedicated hardware.
+    pub hardware: bool,
 }
 
 /// A V4L2 capture device.
@@ -94,8 +107,14 @@ impl DeviceReport {
             cameras,
             microphones,
             speakers,
-            encoders: available_encoders(installed),
-            decoders: available_decoders(installed),
+            encoders: available_encoders(installed)
+                .into_iter()
+                .map(|k| CodecElement { element: k.factory().to_owned(), codec: k.codec(), hardware: k.is_hardware() })
+                .collect(),
+            decoders: available_decoders(installed)
+                .into_iter()
+                .map(|k| CodecElement { element: k.factory().to_owned(), codec: k.codec(), hardware: k.is_hardware() })
+                .collect(),
             notes,
         }
     }
@@ -133,8 +152,8 @@ impl fmt::Display for DeviceReport {
                 writeln!(f, "  {} — {}: {}", dev.id, dev.card, dev.name)?;
             }
         }
-        let encoders: Vec<&str> = self.encoders.iter().map(|e| e.factory()).collect();
-        let decoders: Vec<&str> = self.decoders.iter().map(|d| d.factory()).collect();
+        let encoders: Vec<&str> = self.encoders.iter().map(|e| e.element.as_str()).collect();
+        let decoders: Vec<&str> = self.decoders.iter().map(|d| d.element.as_str()).collect();
         writeln!(f, "Encoders: {}", list_or_none(&encoders))?;
         writeln!(f, "Decoders: {}", list_or_none(&decoders))?;
         for note in &self.notes {
@@ -313,7 +332,9 @@ mod tests {
                     }],
                 }],
             }],
-            encoders: vec![EncoderKind::X264, EncoderKind::Vp8],
+            encoders: ["x264enc", "vp8enc"]
+                .map(|e| CodecElement { element: e.into(), codec: Codec::H264, hardware: false })
+                .into(),
             ..DeviceReport::default()
         };
         let text = report.to_string();

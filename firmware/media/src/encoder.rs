@@ -96,6 +96,11 @@ impl DecoderKind {
         }
     }
 
+    /// Whether it runs on dedicated hardware rather than the CPU.
+    pub const fn is_hardware(self) -> bool {
+        matches!(self, Self::V4l2H264)
+    }
+
     /// The codec it consumes.
     pub const fn codec(self) -> Codec {
         match self {

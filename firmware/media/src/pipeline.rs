@@ -202,3 +202,63 @@ fn described(object: &impl IsA<glib::Object>) -> String {
         None => object.type_().name().to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A running pipeline with one source named like a device.
+    fn running(role: DeviceRole) -> (Pipeline, gst::Element) {
+        let mut p = Pipeline::new("test").expect("GStreamer initialises");
+        let src = make("videotestsrc", "camera").expect("videotestsrc");
+        set_text(&src, "is-live", "true").expect("property");
+        let sink = make("fakesink", "sink").expect("fakesink");
+        p.chain(&[src.clone(), sink]).expect("links");
+        p.device("camera", role, "/dev/video7");
+        p.start().expect("starts");
+        (p, src)
+    }
+
+    #[test]
+    fn resource_error_from_a_device_while_running_is_device_lost() {
+        let (p, camera) = running(DeviceRole::Camera);
+        assert!(p.check().is_ok());
+        // What v4l2src posts when a USB camera is unplugged.
+        let msg = gst::message::Error::builder(gst::ResourceError::Read, "Could not read from resource.")
+            .src(&camera)
+            .build();
+        assert!(camera.post_message(msg).is_ok());
+        match p.error_within(Duration::from_secs(2), false) {
+            Some(MediaError::DeviceLost { device, message }) => {
+                assert_eq!(device, "/dev/video7");
+                assert!(message.contains("Could not read"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_from_other_elements_stay_pipeline_errors() {
+        let (p, _camera) = running(DeviceRole::Camera);
+        let sink = p.bin.by_name("sink").expect("sink");
+        let msg = gst::message::Error::builder(gst::CoreError::Failed, "boom").src(&sink).build();
+        assert!(sink.post_message(msg).is_ok());
+        assert!(matches!(
+            p.error_within(Duration::from_secs(2), false),
+            Some(MediaError::Pipeline { element, .. }) if element == "sink"
+        ));
+    }
+
+    #[test]
+    fn property_setters_refuse_instead_of_panicking() {
+        crate::init().expect("GStreamer initialises");
+        let queue = make("queue", "q").expect("queue");
+        assert!(set_number(&queue, "max-size-buffers", -1).is_err());
+        assert!(set_number(&queue, "no-such-property", 1).is_err());
+        assert!(set_number(&queue, "leaky", 1).is_err());
+        assert!(set_text(&queue, "leaky", "sideways").is_err());
+        assert!(set_text(&queue, "leaky", "downstream").is_ok());
+        assert!(set_number(&queue, "max-size-time", 5).is_ok());
+        assert!(make("no-such-element-cloakroom", "x").is_err());
+    }
+}

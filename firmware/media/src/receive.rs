@@ -166,7 +166,10 @@ impl ReceivePipeline {
         self.relayout()
     }
 
-    /// Hands one encoded frame of participant `id` to its decoder.
+    /// Hands one encoded frame of participant `id` to its decoder. The frame
+    /// is timestamped on arrival (network jitter is absorbed by the
+    /// compositor's latency), so `frame.pts` is not used; `duration` and
+    /// `keyframe` are.
     pub fn push(&self, id: &str, frame: EncodedFrame) -> Result<(), MediaError> {
         let p = self.participant(id)?;
         let branch = if frame.codec.is_video() { p.video.as_ref() } else { p.audio.as_ref() };

@@ -267,6 +267,29 @@ fn receive_pipeline_shows_decoded_video_with_the_badge() {
 }
 
 #[test]
+fn self_view_shows_the_local_camera_small_in_a_corner() {
+    let _serial = serial();
+    let canvas = Canvas { width: 640, height: 360 };
+    let mut rs = receive_settings(canvas);
+    rs.self_view = true;
+    let receive = ReceivePipeline::start(&rs).expect("receive starts");
+    let mut s = settings(EncoderKind::Vp8, TestPattern::Snow);
+    s.self_view = true;
+    let (sender, rx) = start(s);
+    take(&rx, 15);
+    let shot = receive.snapshot(Duration::from_secs(2)).expect("a picture");
+    drop(sender);
+    write_png(&tmp("receive-self-view.png"), &shot);
+    let v = receive.layout().self_view;
+    let (x0, y0) = (u32::try_from(v.x).expect("x"), u32::try_from(v.y).expect("y"));
+    let (x1, y1) = (x0 + v.width as u32, y0 + v.height as u32);
+    let inside = bright_share(&shot, x0 + 4, y0 + 4, x1 - 4, y1 - 4, 100);
+    let left_of_it = bright_share(&shot, 0, y0, x0, y1, 100);
+    assert!(inside > 0.2, "camera noise in the self-view: {inside}");
+    assert!(left_of_it < 0.01, "nothing outside it: {left_of_it}");
+}
+
+#[test]
 fn grid_relayouts_when_a_participant_leaves() {
     let _serial = serial();
     let canvas = Canvas { width: 640, height: 360 };
@@ -322,6 +345,33 @@ fn missing_camera_is_a_typed_error() {
             Ok(_) => panic!("{device}: started without a camera"),
         }
     }
+}
+
+#[test]
+fn missing_microphone_is_a_typed_error() {
+    let _serial = serial();
+    let device = "hw:CARD=NoSuchCloakroomCard,DEV=0";
+    let mut s = AudioSendSettings::new(AudioSource::Microphone { device: device.into() });
+    s.echo_cancel = false;
+    match AudioSender::start(s, |_| {}) {
+        Err(MediaError::MicrophoneMissing { device: d }) => assert_eq!(d, device),
+        Err(other) => panic!("wrong error {other:?}"),
+        Ok(_) => panic!("started without a microphone"),
+    }
+}
+
+#[test]
+fn rebuild_keeps_the_stepped_mode_and_frames_flow_again() {
+    let _serial = serial();
+    let (mut sender, rx) = start(settings(EncoderKind::Vp8, TestPattern::Ball));
+    take(&rx, 3);
+    sender.step_down().expect("stepped");
+    sender.rebuild().expect("rebuilt");
+    drain(&rx);
+    let frames = take(&rx, 5);
+    assert!(frames[0].keyframe, "a rebuilt encoder starts with a key frame");
+    assert_eq!(sender.negotiated_size(), Some((240, 180)));
+    sender.check().expect("no pipeline error");
 }
 
 #[test]
@@ -406,8 +456,10 @@ fn device_report_is_json_and_clear_when_nothing_is_plugged_in() {
         assert!(json.get(key).is_some(), "{key} in {json}");
     }
     let encoders = json["encoders"].as_array().expect("a list");
-    assert!(encoders.contains(&serde_json::json!("x264")), "{json}");
-    assert!(encoders.contains(&serde_json::json!("vp8")), "{json}");
+    let x264 = serde_json::json!({"element": "x264enc", "codec": "h264", "hardware": false});
+    let vp8 = serde_json::json!({"element": "vp8enc", "codec": "vp8", "hardware": false});
+    assert!(encoders.contains(&x264), "{json}");
+    assert!(encoders.contains(&vp8), "{json}");
     let text = report.to_string();
     if report.cameras.is_empty() {
         assert!(text.contains("no camera found"), "{text}");

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod devices;
 mod frame;
 
 use clap::{Parser, Subcommand};
@@ -22,12 +23,15 @@ enum Command {
     /// Seal or open single frames (hex in, hex out).
     #[command(subcommand)]
     Frame(frame::FrameCommand),
+    /// List cameras, microphones, speakers, encoders and decoders.
+    Devices(devices::DevicesArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Frame(cmd) => frame::run(cmd),
+        Command::Devices(args) => devices::run(args),
     };
     if let Err(err) = result {
         eprintln!("cloakroom: {err:#}");

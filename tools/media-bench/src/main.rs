@@ -8,7 +8,11 @@
 //! /proc/self/status). Numbers, not a pass/fail test: compare them with a
 //! browser doing the same.
 //!
-//! Usage: `media-bench [--seconds N]`.
+//! The picture is a test pattern: `ball` (default; a moving ball and a clock,
+//! cheap like a quiet room) or `bars` (colour bars with a noisy corner,
+//! closer to a detailed camera picture).
+//!
+//! Usage: `media-bench [--seconds N] [--pattern ball|bars]`.
 
 #![forbid(unsafe_code)]
 
@@ -31,18 +35,32 @@ const WARM_UP: Duration = Duration::from_secs(2);
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("--run") => child(&args[1..]),
-        Some("--seconds") => {
-            let secs = args.get(1).context("--seconds needs a number")?.parse()?;
-            parent(secs)
+    if args.first().map(String::as_str) == Some("--run") {
+        return child(&args[1..]);
+    }
+    let mut seconds = 20;
+    let mut pattern = "ball".to_owned();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--seconds" => seconds = rest.next().context("--seconds needs a number")?.parse()?,
+            "--pattern" => pattern = rest.next().context("--pattern needs ball or bars")?.clone(),
+            other => bail!("unknown argument {other}; usage: media-bench [--seconds N] [--pattern ball|bars]"),
         }
-        None => parent(20),
-        Some(other) => bail!("unknown argument {other}; usage: media-bench [--seconds N]"),
+    }
+    test_pattern(&pattern)?;
+    parent(seconds, &pattern)
+}
+
+fn test_pattern(name: &str) -> Result<TestPattern> {
+    match name {
+        "ball" => Ok(TestPattern::Ball),
+        "bars" => Ok(TestPattern::Bars),
+        other => bail!("unknown pattern {other}: ball or bars"),
     }
 }
 
-fn parent(seconds: u64) -> Result<()> {
+fn parent(seconds: u64, pattern: &str) -> Result<()> {
     let encoders: Vec<EncoderKind> =
         available_encoders(installed).into_iter().filter(|k| k.codec().is_video()).collect();
     let exe = std::env::current_exe()?;
@@ -63,6 +81,7 @@ fn parent(seconds: u64) -> Result<()> {
                 .args(["--run", encoder.factory(), &w.to_string(), &h.to_string(), &fps.to_string()])
                 .arg(kbps.to_string())
                 .arg(seconds.to_string())
+                .arg(pattern)
                 .output()?;
             let mode = format!("{w}×{h}@{fps}");
             if !out.status.success() {
@@ -97,14 +116,15 @@ fn parent(seconds: u64) -> Result<()> {
 
 /// One run: prints `fps kbit/s cpu% rss_kib peak_rss_kib`.
 fn child(args: &[String]) -> Result<()> {
-    let [factory, w, h, fps, kbps, secs] = args else {
-        bail!("--run factory width height fps kbps seconds");
+    let [factory, w, h, fps, kbps, secs, pattern] = args else {
+        bail!("--run factory width height fps kbps seconds pattern");
     };
     let encoder =
         available_encoders(installed).into_iter().find(|k| k.factory() == factory).context("encoder not installed")?;
     let mode = VideoMode::new(w.parse()?, h.parse()?, fps.parse()?)?;
     let seconds: u64 = secs.parse()?;
-    let mut settings = VideoSendSettings::new(VideoSource::Test { pattern: TestPattern::Ball }, encoder.codec(), mode);
+    let mut settings =
+        VideoSendSettings::new(VideoSource::Test { pattern: test_pattern(pattern)? }, encoder.codec(), mode);
     settings.encoder = Some(encoder);
     settings.bitrate_kbps = kbps.parse()?;
 
