@@ -1,0 +1,133 @@
+//! The websocket task: carries [`JanusSession`]'s [`Transmit`]s to Janus and
+//! Janus's text frames back, with the `janus-protocol` subprotocol
+//! (tokio-tungstenite). All decisions stay in the session.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::messages::WS_PROTOCOL;
+use super::session::{Input, JanusSession, Output, SessionEvent, SessionState, Transmit};
+use crate::ConnectorError;
+
+/// How long opening the websocket may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Runs `session` against the server at `url` (`ws://…`; `wss://` needs a
+/// TLS-enabled build) until it has left or failed for good. Inputs from the
+/// daemon arrive on `inputs`; events go to `events`. Returns the final state.
+pub async fn run(
+    url: String,
+    mut session: JanusSession,
+    mut inputs: mpsc::Receiver<Input>,
+    events: mpsc::Sender<SessionEvent>,
+) -> SessionState {
+    let mut socket: Option<Socket> = None;
+    let mut inputs_open = true;
+    loop {
+        let timeout = loop {
+            match session.poll_output() {
+                Output::Transmit(Transmit::Connect) => {
+                    let input = match connect(&url).await {
+                        Ok(s) => {
+                            socket = Some(s);
+                            Input::Connected
+                        }
+                        Err(e) => Input::Disconnected { reason: e.to_string() },
+                    };
+                    feed(&mut session, input);
+                }
+                Output::Transmit(Transmit::Send(text)) => {
+                    let failed = match socket.as_mut() {
+                        Some(s) => s.send(Message::text(text)).await.err().map(|e| e.to_string()),
+                        None => Some("not connected".to_owned()),
+                    };
+                    if let Some(reason) = failed {
+                        socket = None;
+                        feed(&mut session, Input::Disconnected { reason });
+                    }
+                }
+                Output::Transmit(Transmit::Close) => {
+                    if let Some(mut s) = socket.take() {
+                        // Best effort: the server may already be gone.
+                        let _ = s.close(None).await;
+                    }
+                }
+                Output::Event(event) => {
+                    // A closed receiver means nobody listens any more; keep
+                    // running so the session can still leave cleanly.
+                    let _ = events.send(event).await;
+                }
+                Output::Timeout(at) => break at,
+            }
+        };
+        match session.state() {
+            SessionState::Left | SessionState::Failed { .. } => return session.state().clone(),
+            _ => {}
+        }
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(timeout));
+        tokio::select! {
+            frame = next_frame(&mut socket) => {
+                let input = match frame {
+                    Ok(Some(text)) => Input::Message(text),
+                    Ok(None) => continue,
+                    Err(reason) => {
+                        socket = None;
+                        Input::Disconnected { reason }
+                    }
+                };
+                feed(&mut session, input);
+            }
+            input = inputs.recv(), if inputs_open => match input {
+                Some(input) => feed(&mut session, input),
+                // The daemon dropped its sender: that means leave.
+                None => {
+                    inputs_open = false;
+                    feed(&mut session, Input::Leave);
+                }
+            },
+            () = sleep => feed(&mut session, Input::Tick),
+        }
+    }
+}
+
+fn feed(session: &mut JanusSession, input: Input) {
+    if let Err(e) = session.handle_input(Instant::now(), input) {
+        tracing::warn!(error = %e, "ignored a message from janus");
+    }
+}
+
+/// The next text frame; `Ok(None)` for control frames; pends forever without a socket.
+async fn next_frame(socket: &mut Option<Socket>) -> Result<Option<String>, String> {
+    let Some(s) = socket.as_mut() else {
+        return std::future::pending().await;
+    };
+    match s.next().await {
+        Some(Ok(Message::Text(t))) => Ok(Some(t.as_str().to_owned())),
+        Some(Ok(Message::Close(_))) | None => Err("websocket closed".to_owned()),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(e.to_string()),
+    }
+}
+
+async fn connect(url: &str) -> Result<Socket, ConnectorError> {
+    if url.starts_with("wss://") {
+        return Err(ConnectorError::Unsupported { what: "wss:// (this build has no TLS)" });
+    }
+    let mut request =
+        url.into_client_request().map_err(|e| ConnectorError::ServerGone { reason: format!("bad server url: {e}") })?;
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(WS_PROTOCOL));
+    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+        Ok(Ok((socket, _response))) => Ok(socket),
+        Ok(Err(e)) => Err(ConnectorError::ServerGone { reason: e.to_string() }),
+        Err(_) => Err(ConnectorError::Timeout { what: "websocket connect" }),
+    }
+}

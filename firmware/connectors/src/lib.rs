@@ -1,0 +1,35 @@
+//! Meeting connectors: the signalling between the room and a meeting server.
+//!
+//! Each connector has the same shape (see STYLE.md): `session.rs` is the pure
+//! protocol state machine (`handle_input(now, input)` / `poll_output()`, no
+//! sockets, no clock), `messages.rs` the wire types, `transport.rs` the thin
+//! tokio task doing the I/O, `tests.rs` deterministic tests with virtual time.
+//!
+//! - [`janus`]: the Janus VideoRoom plugin over Janus's WebSocket JSON API.
+#![forbid(unsafe_code)]
+
+pub mod janus;
+
+/// Why a connector could not (or can no longer) be in the meeting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectorError {
+    /// The server says the room does not exist.
+    #[error("no such room: {room}")]
+    NoSuchRoom { room: String },
+    /// The websocket closed, could not be opened, or the server forgot our session.
+    #[error("server gone: {reason}")]
+    ServerGone { reason: String },
+    /// The server did not answer in time.
+    #[error("timeout waiting for {what}")]
+    Timeout { what: &'static str },
+    /// The server refused a request.
+    #[error("refused by the server (code {code}): {reason}")]
+    Refused { code: i64, reason: String },
+    /// The server sent something that is not its protocol.
+    #[error("protocol error: {reason}")]
+    Protocol { reason: String },
+    /// The link asks for something this build cannot do.
+    #[error("unsupported: {what}")]
+    Unsupported { what: &'static str },
+}

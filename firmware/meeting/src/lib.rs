@@ -1,0 +1,361 @@
+//! Meeting links: what the room is asked to join, and the key it joins with.
+//!
+//! A Janus VideoRoom link looks like
+//!
+//! ```text
+//! janus+wss://host[:port][/path]?room=<id>#e2ee=<base64url, no padding, 32 bytes>
+//! janus+wss://host[:port][/path]?room=<id>#passphrase=<percent-encoded text>
+//! ```
+//!
+//! (`janus+ws://` is accepted too, for loopback and tests.) The part before
+//! `#` says where to connect (RFC 3986 syntax: scheme, authority, path,
+//! query); the fragment carries the meeting key. Following RFC 3986 §3.5 the
+//! fragment is never part of a request: [`MeetingLink::server_url`] is the
+//! link without it, and [`MeetingLink`]'s `Display` and `Debug` print
+//! `#[redacted]` in its place, so a link can be logged.
+//!
+//! Key forms:
+//!
+//! - `e2ee=`: the 32 bytes of key material of the `jitsi` frame format,
+//!   base64url without padding (RFC 4648 §5), exactly 43 characters.
+//! - `passphrase=`: key material = PBKDF2-HMAC-SHA-256 (RFC 8018 §5.2) of
+//!   the passphrase's UTF-8 bytes (after percent-decoding), 100,000
+//!   iterations, 32 bytes, with the salt
+//!   `"cloakroom/passphrase/v1/" ‖ <room id as written in the link>`, so the
+//!   same passphrase gives different keys in different rooms.
+//!
+//! Pure: no I/O, no logging.
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cloakroom_frame::KeyMaterial;
+use zeroize::Zeroizing;
+
+/// PBKDF2 iterations for `#passphrase=` keys.
+pub const PASSPHRASE_ITERATIONS: u32 = 100_000;
+
+/// Prefix of the PBKDF2 salt for `#passphrase=` keys; the room id follows.
+pub const PASSPHRASE_SALT_PREFIX: &str = "cloakroom/passphrase/v1/";
+
+/// Longest link accepted, in bytes (a QR code holds less than this anyway).
+pub const MAX_LINK_LEN: usize = 2048;
+
+/// Why a meeting link was refused. Messages never contain the key or the
+/// passphrase.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    #[error("the link is longer than {MAX_LINK_LEN} bytes")]
+    TooLong,
+    #[error("unknown link scheme `{scheme}` (expected janus+wss or janus+ws)")]
+    UnknownScheme { scheme: String },
+    #[error("the link has no host")]
+    MissingHost,
+    #[error("invalid host `{host}`")]
+    InvalidHost { host: String },
+    #[error("invalid port `{port}`")]
+    InvalidPort { port: String },
+    #[error("the link has no `room=` parameter")]
+    MissingRoom,
+    #[error("invalid room id `{room}` (digits, or letters, digits, `-` and `_`, at most 64)")]
+    InvalidRoom { room: String },
+    #[error("unknown query parameter `{name}`")]
+    UnknownParameter { name: String },
+    #[error("the link has no key (`#e2ee=` or `#passphrase=`)")]
+    MissingKey,
+    #[error("the link's key has an unknown form (expected `e2ee=` or `passphrase=`)")]
+    UnknownKeyForm,
+    #[error("the `e2ee=` key is not base64url without padding of 32 bytes")]
+    InvalidKey,
+    #[error("the passphrase is empty or not valid percent-encoded UTF-8")]
+    InvalidPassphrase,
+    #[error("the link contains spaces or control characters")]
+    InvalidCharacter,
+}
+
+/// Which connector a link asks for and how to reach it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Connector {
+    /// Janus VideoRoom over its WebSocket JSON API.
+    JanusVideoRoom,
+}
+
+/// A Janus VideoRoom room id: a number (Janus's default) or a string (rooms
+/// configured with `string_ids`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RoomId {
+    Number(u64),
+    Text(String),
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Where the key of a link came from (the material itself is in
+/// [`MeetingLink::key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeySource {
+    /// `#e2ee=`: 32 bytes given directly.
+    Shared,
+    /// `#passphrase=`: derived with PBKDF2.
+    Passphrase,
+}
+
+/// A parsed meeting link. `Display` and `Debug` redact the key.
+#[derive(Clone)]
+pub struct MeetingLink {
+    connector: Connector,
+    secure: bool,
+    host: String,
+    port: Option<u16>,
+    path: String,
+    room: RoomId,
+    key: KeyMaterial,
+    key_source: KeySource,
+}
+
+impl MeetingLink {
+    /// Parses a link. Errors say what is wrong without echoing the key.
+    pub fn parse(link: &str) -> Result<Self, LinkError> {
+        if link.len() > MAX_LINK_LEN {
+            return Err(LinkError::TooLong);
+        }
+        if link.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(LinkError::InvalidCharacter);
+        }
+        let (before_fragment, fragment) = match link.split_once('#') {
+            Some((b, f)) => (b, Some(f)),
+            None => (link, None),
+        };
+        let (scheme, rest) = before_fragment
+            .split_once("://")
+            .ok_or_else(|| LinkError::UnknownScheme { scheme: truncate(before_fragment, 32) })?;
+        let secure = match scheme.to_ascii_lowercase().as_str() {
+            "janus+wss" => true,
+            "janus+ws" => false,
+            _ => return Err(LinkError::UnknownScheme { scheme: truncate(scheme, 32) }),
+        };
+        let (hier, query) = match rest.split_once('?') {
+            Some((h, q)) => (h, q),
+            None => (rest, ""),
+        };
+        let (authority, path) = match hier.find('/') {
+            Some(i) => (&hier[..i], &hier[i..]),
+            None => (hier, ""),
+        };
+        let (host, port) = parse_authority(authority)?;
+        let room = parse_query(query)?;
+        let fragment = fragment.filter(|f| !f.is_empty()).ok_or(LinkError::MissingKey)?;
+        let (key, key_source) = parse_fragment(fragment, &room)?;
+        Ok(Self {
+            connector: Connector::JanusVideoRoom,
+            secure,
+            host,
+            port,
+            path: if path.is_empty() { "/".to_owned() } else { path.to_owned() },
+            room,
+            key,
+            key_source,
+        })
+    }
+
+    /// The connector this link selects.
+    pub fn connector(&self) -> Connector {
+        self.connector
+    }
+
+    /// The WebSocket URL of the server, without the room and without the
+    /// key: `wss://host[:port]/path`. This is all that is ever sent out.
+    pub fn server_url(&self) -> String {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        match self.port {
+            Some(port) => format!("{scheme}://{}:{port}{}", self.host, self.path),
+            None => format!("{scheme}://{}{}", self.host, self.path),
+        }
+    }
+
+    /// Whether the WebSocket runs over TLS (`janus+wss`).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The server's host name or address (IPv6 in brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The room to join.
+    pub fn room(&self) -> &RoomId {
+        &self.room
+    }
+
+    /// The meeting's key material (the `jitsi` format's 32 bytes).
+    pub fn key(&self) -> &KeyMaterial {
+        &self.key
+    }
+
+    /// How the key was given.
+    pub fn key_source(&self) -> KeySource {
+        self.key_source
+    }
+}
+
+impl fmt::Display for MeetingLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.secure { "janus+wss" } else { "janus+ws" };
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        write!(f, "{scheme}://{}{port}{}?room={}#[redacted]", self.host, self.path, self.room)
+    }
+}
+
+impl fmt::Debug for MeetingLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeetingLink")
+            .field("connector", &self.connector)
+            .field("server_url", &self.server_url())
+            .field("room", &self.room)
+            .field("key", &"[redacted]")
+            .field("key_source", &self.key_source)
+            .finish()
+    }
+}
+
+/// Derives key material from a passphrase for a room, as `#passphrase=` links do.
+pub fn passphrase_key(passphrase: &str, room: &RoomId) -> KeyMaterial {
+    let salt = format!("{PASSPHRASE_SALT_PREFIX}{room}");
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase.as_bytes(), salt.as_bytes(), PASSPHRASE_ITERATIONS, &mut out);
+    KeyMaterial::from_bytes(&mut out)
+}
+
+fn parse_authority(authority: &str) -> Result<(String, Option<u16>), LinkError> {
+    if authority.contains('@') {
+        // Userinfo would be sent to the server; links carry no credentials.
+        return Err(LinkError::InvalidHost { host: "[userinfo]".to_owned() });
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let end = rest.find(']').ok_or_else(|| LinkError::InvalidHost { host: truncate(authority, 64) })?;
+        let inside = &rest[..end];
+        if inside.is_empty() || !inside.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+            return Err(LinkError::InvalidHost { host: truncate(authority, 64) });
+        }
+        let after = &rest[end + 1..];
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| LinkError::InvalidHost { host: truncate(authority, 64) })?),
+        };
+        (format!("[{inside}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (authority.to_owned(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(LinkError::MissingHost);
+    }
+    if !host.starts_with('[')
+        && (host.len() > 253 || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    {
+        return Err(LinkError::InvalidHost { host: truncate(&host, 64) });
+    }
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 && p.chars().all(|c| c.is_ascii_digit()) => Some(n),
+            _ => return Err(LinkError::InvalidPort { port: truncate(p, 16) }),
+        },
+    };
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+fn parse_query(query: &str) -> Result<RoomId, LinkError> {
+    let mut room = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "room" => room = Some(parse_room(value)?),
+            _ => return Err(LinkError::UnknownParameter { name: truncate(name, 32) }),
+        }
+    }
+    room.ok_or(LinkError::MissingRoom)
+}
+
+fn parse_room(value: &str) -> Result<RoomId, LinkError> {
+    let invalid = || LinkError::InvalidRoom { room: truncate(value, 64) };
+    if value.is_empty() || value.len() > 64 {
+        return Err(invalid());
+    }
+    if value.chars().all(|c| c.is_ascii_digit()) {
+        return value.parse::<u64>().map(RoomId::Number).map_err(|_| invalid());
+    }
+    if value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Ok(RoomId::Text(value.to_owned()));
+    }
+    Err(invalid())
+}
+
+fn parse_fragment(fragment: &str, room: &RoomId) -> Result<(KeyMaterial, KeySource), LinkError> {
+    if let Some(encoded) = fragment.strip_prefix("e2ee=") {
+        // 32 bytes are exactly 43 characters unpadded; anything else is refused
+        // before decoding so a long input costs nothing.
+        if encoded.len() != 43 {
+            return Err(LinkError::InvalidKey);
+        }
+        let decoded = Zeroizing::new(URL_SAFE_NO_PAD.decode(encoded).map_err(|_| LinkError::InvalidKey)?);
+        let mut bytes: [u8; 32] = decoded.as_slice().try_into().map_err(|_| LinkError::InvalidKey)?;
+        return Ok((KeyMaterial::from_bytes(&mut bytes), KeySource::Shared));
+    }
+    if let Some(encoded) = fragment.strip_prefix("passphrase=") {
+        let passphrase = percent_decode(encoded).ok_or(LinkError::InvalidPassphrase)?;
+        if passphrase.is_empty() {
+            return Err(LinkError::InvalidPassphrase);
+        }
+        return Ok((passphrase_key(&passphrase, room), KeySource::Passphrase));
+    }
+    Err(LinkError::UnknownKeyForm)
+}
+
+/// Percent-decodes (RFC 3986 §2.1) into UTF-8, in zeroizing memory.
+fn percent_decode(s: &str) -> Option<Zeroizing<String>> {
+    let bytes = s.as_bytes();
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hi = (hex[0] as char).to_digit(16)?;
+                let lo = (hex[1] as char).to_digit(16)?;
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    let text = core::str::from_utf8(&out).ok()?;
+    Some(Zeroizing::new(text.to_owned()))
+}
+
+/// Shortens what an error echoes back (never the fragment: callers pass only
+/// parts before `#`).
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests;
