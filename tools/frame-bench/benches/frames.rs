@@ -21,7 +21,8 @@ use openssl::cipher::Cipher;
 use openssl::cipher_ctx::CipherCtx;
 
 const SIZES: [usize; 4] = [120, 1_200, 20_000, 150_000];
-const IMPLS: [&str; 5] = ["cloakroom-jitsi", "cloakroom-jitsi-rustcrypto", "cloakroom-sframe", "sframe-crate", "openssl-evp"];
+const IMPLS: [&str; 5] =
+    ["cloakroom-jitsi", "cloakroom-jitsi-rustcrypto", "cloakroom-sframe", "sframe-crate", "openssl-evp"];
 
 fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 + 7) as u8).collect()
@@ -43,7 +44,9 @@ fn bench(c: &mut Criterion, op: &str) {
         let pt = payload(size);
         group.throughput(Throughput::Bytes(size as u64));
 
-        for (name, library) in [("cloakroom-jitsi", GcmLibrary::preferred()), ("cloakroom-jitsi-rustcrypto", GcmLibrary::RustCrypto)] {
+        for (name, library) in
+            [("cloakroom-jitsi", GcmLibrary::preferred()), ("cloakroom-jitsi-rustcrypto", GcmLibrary::RustCrypto)]
+        {
             let key = JitsiKey::with_library(0, material(), library);
             let iv = make_iv(1, 2, 3);
             let sealed = key.seal(MediaKind::Vp8Delta, &iv, &pt).expect("seal");
@@ -70,13 +73,17 @@ fn bench(c: &mut Criterion, op: &str) {
         let dec = sframe::key::DecryptionKey::derive_from(sframe::CipherSuite::AesGcm128Sha256, 3u64, [0x5a; 16])
             .expect("sframe crate key");
         let mut counter = sframe::frame::MonotonicCounter::default();
-        let their_sealed =
-            sframe::frame::MediaFrameView::new(&mut counter, &pt).encrypt(&enc).expect("encrypt").as_ref().to_vec();
+        let their_sealed = sframe::frame::MediaFrameView::try_new(&mut counter, &pt)
+            .expect("counter")
+            .encrypt(&enc)
+            .expect("encrypt")
+            .as_ref()
+            .to_vec();
         assert_eq!(their_sealed, key.seal(0, &[], &pt).expect("seal"), "the sframe crate and ours agree on suite 4");
         let mut buf: Vec<u8> = Vec::new();
         group.bench_with_input(BenchmarkId::new("sframe-crate", size), &size, |b, _| match op {
             "seal" => b.iter(|| {
-                let frame = sframe::frame::MediaFrameView::new(&mut counter, black_box(&pt));
+                let frame = sframe::frame::MediaFrameView::try_new(&mut counter, black_box(&pt)).expect("counter");
                 frame.encrypt_into(&enc, &mut buf).expect("encrypt").cipher_text().len()
             }),
             _ => b.iter(|| {
@@ -126,7 +133,10 @@ fn estimate_ns(op: &str, name: &str, size: usize) -> Option<f64> {
 fn summary() {
     println!();
     println!("AES: {} · preferred AES-GCM library: {}", aes_backend().as_str(), GcmLibrary::preferred().as_str());
-    println!("{:<5} {:<27} {:>9} {:>12} {:>12} {:>12} {:>12}", "op", "implementation", "bytes", "ns/frame", "MB/s", "÷ sframe", "÷ openssl");
+    println!(
+        "{:<5} {:<27} {:>9} {:>12} {:>12} {:>12} {:>12}",
+        "op", "implementation", "bytes", "ns/frame", "MB/s", "÷ sframe", "÷ openssl"
+    );
     for op in ["seal", "open"] {
         for size in SIZES {
             let sframe = estimate_ns(op, "sframe-crate", size);
