@@ -65,7 +65,7 @@ fn parent(seconds: u64, pattern: &str) -> Result<()> {
         available_encoders(installed).into_iter().filter(|k| k.codec().is_video()).collect();
     let exe = std::env::current_exe()?;
     println!(
-        "send pipeline, {seconds} s per run after {} s warm-up, test sources, one process per run",
+        "send pipeline (video + Opus audio), pattern {pattern}, {seconds} s per run after {} s warm-up, one process per run",
         WARM_UP.as_secs()
     );
     println!("cpu: {}", cpu_model());
