@@ -4,8 +4,11 @@
 //! the link the daemon gives (the device's local page). In a meeting the
 //! receive pipeline shows the participant grid with an "end-to-end
 //! encrypted" badge ([`crate::receive`]). Both are drawn by GStreamer
-//! (compositor, textoverlay, clockoverlay) so they work on `kmssink` without
-//! a desktop. Only one of them owns the display at a time: stop the idle
+//! (videotestsrc canvas, textoverlay, clockoverlay, compositor for the grid)
+//! so they work on `kmssink` without a desktop. The idle screen's QR code is
+//! painted into each canvas frame by a pad probe rather than composited from
+//! a still-image branch: one straight chain has nothing to renegotiate (an
+//! imagefreeze branch failed with not-negotiated in about one run in three). Only one of them owns the display at a time: stop the idle
 //! screen before starting the receive pipeline.
 
 use std::time::Duration;
@@ -95,6 +98,9 @@ impl QrImage {
     }
 }
 
+/// The dark blue-grey behind everything, as videotestsrc's ARGB.
+const BACKGROUND_ARGB: i64 = 0xff10_1820;
+
 /// What the idle screen shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdleScreenSettings {
@@ -130,25 +136,28 @@ impl IdleScreen {
         let qr_rect = Rect { x: (width - side) / 2, y: (height - side) / 2, width: side, height: side };
 
         let mut pipeline = Pipeline::new("idle-screen")?;
-        let compositor = make("compositor", "screen")?;
-        set_text(&compositor, "background", "black")?;
-        let background = background_branch(settings.canvas, settings.framerate)?;
-        pipeline.chain(&background)?;
-        let qr_branch = qr_branch(&qr)?;
-        pipeline.chain(&qr_branch)?;
-
-        let mut output = vec![
-            compositor.clone(),
-            caps_filter("screen-caps", &canvas_caps(settings.canvas, settings.framerate))?,
+        let background = make("videotestsrc", "background")?;
+        set_text(&background, "is-live", "true")?;
+        set_text(&background, "pattern", "solid-color")?;
+        set_number(&background, "foreground-color", BACKGROUND_ARGB)?;
+        let rgba = gst::Caps::builder("video/x-raw")
+            .field("format", "RGBA")
+            .field("width", width)
+            .field("height", height)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .field("framerate", gst::Fraction::new(i32::try_from(settings.framerate).unwrap_or(30), 1))
+            .build();
+        let canvas = caps_filter("screen-caps", &rgba)?;
+        paint_every_frame(&canvas, qr, qr_rect, width)?;
+        let mut chain = vec![
+            background,
+            canvas,
             make("videoconvert", "text-convert")?,
             room_name_overlay(&settings.room_name, settings.canvas)?,
             clock_overlay(settings.canvas)?,
         ];
-        output.extend(display_branch(&mut pipeline, &settings.display, "screen")?);
-        pipeline.chain(&output)?;
-
-        link_to_compositor(&pipeline, &background, &compositor, None, 0)?;
-        link_to_compositor(&pipeline, &qr_branch, &compositor, Some(qr_rect), 1)?;
+        chain.extend(display_branch(&mut pipeline, &settings.display, "screen")?);
+        pipeline.chain(&chain)?;
         pipeline.start()?;
         Ok(Self { pipeline, qr: qr_rect })
     }
@@ -281,31 +290,42 @@ pub(crate) fn background_branch(canvas: Canvas, framerate: u32) -> Result<Vec<gs
     let src = make("videotestsrc", "background")?;
     set_text(&src, "is-live", "true")?;
     set_text(&src, "pattern", "solid-color")?;
-    set_number(&src, "foreground-color", 0xff10_1820)?;
+    set_number(&src, "foreground-color", BACKGROUND_ARGB)?;
     let caps = canvas_caps(canvas, framerate);
     Ok(vec![src, caps_filter("background-caps", &caps)?])
 }
 
-fn qr_branch(qr: &QrImage) -> Result<Vec<gst::Element>, MediaError> {
-    let side = i32::try_from(qr.side).unwrap_or(i32::MAX);
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "RGBA")
-        .field("width", side)
-        .field("height", side)
-        .field("framerate", gst::Fraction::new(0, 1))
-        .build();
-    let src = gst_app::AppSrc::builder().name("qr").caps(&caps).format(gst::Format::Time).build();
-    let rgba: Vec<u8> = qr.luma.iter().flat_map(|&l| [l, l, l, 255]).collect();
-    let mut buffer = gst::Buffer::from_mut_slice(rgba);
-    if let Some(b) = buffer.get_mut() {
-        b.set_pts(gst::ClockTime::ZERO);
+/// Paints the QR code into every frame leaving `element`: one straight
+/// chain, nothing to negotiate or synchronise for a still picture.
+fn paint_every_frame(element: &gst::Element, qr: QrImage, at: Rect, width: i32) -> Result<(), MediaError> {
+    let pad = element.static_pad("src").ok_or_else(|| MediaError::QrCode { message: "no src pad".into() })?;
+    let stride = usize::try_from(width).unwrap_or(0) * 4;
+    let (x, y) = (usize::try_from(at.x).unwrap_or(0), usize::try_from(at.y).unwrap_or(0));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+            if let Ok(mut map) = buffer.make_mut().map_writable() {
+                paint_qr(map.as_mut_slice(), stride, &qr, x, y);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+/// Copies the QR code into an RGBA picture with `stride` bytes per row, its
+/// top-left corner at `x`, `y`; whatever falls outside is left out.
+pub(crate) fn paint_qr(picture: &mut [u8], stride: usize, qr: &QrImage, x: usize, y: usize) {
+    let side = qr.side as usize;
+    for (row, line) in qr.luma.chunks_exact(side).enumerate() {
+        let begin = (y + row) * stride + x * 4;
+        let room = stride.saturating_sub(x * 4) / 4;
+        let Some(dst) = picture.get_mut(begin..begin + side.min(room) * 4) else {
+            return;
+        };
+        for (px, &l) in dst.chunks_exact_mut(4).zip(line) {
+            px.copy_from_slice(&[l, l, l, 255]);
+        }
     }
-    src.push_buffer(buffer)
-        .map_err(|e| MediaError::QrCode { message: format!("could not queue the picture: {e:?}") })?;
-    let _ = src.end_of_stream();
-    let freeze = make("imagefreeze", "qr-freeze")?;
-    set_text(&freeze, "is-live", "true")?;
-    Ok(vec![src.upcast(), freeze, make("videoconvert", "qr-convert")?])
 }
 
 fn room_name_overlay(name: &str, canvas: Canvas) -> Result<gst::Element, MediaError> {
@@ -348,6 +368,27 @@ mod tests {
         assert_eq!(at(14, 14), 0);
         // Its second ring is light.
         assert_eq!(at(15, 15), 255);
+    }
+
+    #[test]
+    fn painting_the_qr_code_clips_at_the_picture_edges() {
+        let qr = QrImage { side: 2, luma: vec![0, 255, 255, 0] };
+        // A 3×3 RGBA picture, all grey.
+        let mut picture = vec![7u8; 3 * 3 * 4];
+        paint_qr(&mut picture, 12, &qr, 1, 1);
+        fn px(p: &[u8], x: usize, y: usize) -> &[u8] {
+            &p[(y * 3 + x) * 4..(y * 3 + x) * 4 + 4]
+        }
+        assert_eq!(px(&picture, 0, 0), [7, 7, 7, 7]);
+        assert_eq!(px(&picture, 1, 1), [0, 0, 0, 255]);
+        assert_eq!(px(&picture, 2, 1), [255, 255, 255, 255]);
+        assert_eq!(px(&picture, 1, 2), [255, 255, 255, 255]);
+        assert_eq!(px(&picture, 2, 2), [0, 0, 0, 255]);
+        // Partly or wholly outside: clipped, no panic.
+        paint_qr(&mut picture, 12, &qr, 2, 2);
+        assert_eq!(px(&picture, 2, 2), [0, 0, 0, 255]);
+        paint_qr(&mut picture, 12, &qr, 5, 5);
+        paint_qr(&mut [], 0, &qr, 0, 0);
     }
 
     #[test]
