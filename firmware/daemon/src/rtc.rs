@@ -1,0 +1,496 @@
+//! The WebRTC session: the peer connections a connector asks for, built with
+//! the `webrtc` crate (0.21, async over the sans-I/O `rtc` core).
+//!
+//! - [`Publisher`]: one send-only connection with a video track (VP8 or
+//!   H.264) and an Opus track, fed with frames that are *already sealed*
+//!   (jitsi / h264 format) as samples. The RTP payloaders only add their own
+//!   descriptors: VP8's payload descriptor (RFC 7741 §4.2) in front of the
+//!   sealed frame, whose first 10/3 bytes are clear VP8 header as the jitsi
+//!   format requires; H.264 (RFC 6184) splits the sealed access unit on start
+//!   codes, which the h264 format keeps intact. Keyframe requests (PLI, FIR)
+//!   and REMB estimates from the SFU come back as [`PublisherFeedback`].
+//! - [`Subscriber`]: one receive-only connection per remote publisher. Its
+//!   remote tracks are depacketized (VP8 / H.264 through the sample builder;
+//!   Opus one packet per frame) into sealed frames, handed to a callback.
+//!
+//! The transport never sees plaintext media: sealing happens before
+//! [`Publisher::write_video`], opening after the callback.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::media::Sample;
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{PayloadType, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+};
+
+/// The video codec of the room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VideoCodec {
+    Vp8,
+    H264,
+}
+
+impl VideoCodec {
+    fn parameters(self) -> RTCRtpCodecParameters {
+        let feedback = ["goog-remb:", "ccm:fir", "nack:", "nack:pli"]
+            .iter()
+            .map(|s| {
+                let (typ, parameter) = s.split_once(':').unwrap_or((s, ""));
+                RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() }
+            })
+            .collect();
+        let (mime, fmtp, pt) = match self {
+            Self::Vp8 => (MIME_TYPE_VP8, "", 96),
+            Self::H264 => {
+                (MIME_TYPE_H264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 102)
+            }
+        };
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: mime.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: fmtp.to_owned(),
+                rtcp_feedback: feedback,
+            },
+            payload_type: pt,
+        }
+    }
+}
+
+fn opus_parameters() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 111,
+    }
+}
+
+/// What the SFU asks of the publisher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublisherFeedback {
+    /// PLI or FIR: send a key frame.
+    KeyframeRequest,
+    /// REMB: the receiver-side bandwidth estimate, bit/s.
+    Bitrate(u64),
+}
+
+/// Peer-connection-level happenings, for the daemon's log and status.
+#[derive(Clone, Debug)]
+pub enum ConnectionEvent {
+    State { label: String, state: String },
+}
+
+/// Byte and packet counters shared with the status line.
+#[derive(Debug, Default)]
+pub struct TransportCounters {
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub send_errors: AtomicU64,
+}
+
+struct Handler {
+    label: String,
+    gathering: watch::Sender<bool>,
+    events: mpsc::UnboundedSender<ConnectionEvent>,
+    tracks: Option<mpsc::UnboundedSender<Arc<dyn TrackRemote>>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathering.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.events.send(ConnectionEvent::State { label: self.label.clone(), state: state.to_string() });
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if let Some(tx) = &self.tracks {
+            let _ = tx.send(track);
+        }
+    }
+}
+
+/// Builds a peer connection with our codecs and interceptors, binding UDP on
+/// every non-loopback interface (the SFU may only reach us on one of them).
+async fn build_connection(codec: VideoCodec, handler: Handler) -> Result<Arc<dyn PeerConnection>> {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_codec(codec.parameters(), RtpCodecKind::Video).context("register video codec")?;
+    media_engine.register_codec(opus_parameters(), RtpCodecKind::Audio).context("register opus")?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine).context("interceptors")?;
+    let registry = registry.with(Slot::from(14_000), FeedbackToApplication::default());
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(handler))
+        .with_udp_addrs(vec!["0.0.0.0:0".to_owned()])
+        .build()
+        .await
+        .context("build peer connection")?;
+    Ok(Arc::new(pc))
+}
+
+/// Waits for ICE gathering to finish (non-trickle: every candidate goes in the SDP), at most `limit`.
+async fn gathered(rx: &mut watch::Receiver<bool>, limit: Duration) {
+    let _ = tokio::time::timeout(limit, rx.wait_for(|done| *done)).await;
+}
+
+/// The publisher connection.
+pub struct Publisher {
+    pc: Arc<dyn PeerConnection>,
+    video: Arc<TrackLocalStaticSample>,
+    audio: Arc<TrackLocalStaticSample>,
+    video_ssrc: u32,
+    audio_ssrc: u32,
+    video_pt: std::sync::OnceLock<PayloadType>,
+    audio_pt: std::sync::OnceLock<PayloadType>,
+    gathering: tokio::sync::Mutex<watch::Receiver<bool>>,
+    counters: Arc<TransportCounters>,
+}
+
+impl Publisher {
+    /// Builds the connection and its two send-only tracks; feedback (PLI,
+    /// FIR, REMB) goes to `feedback`.
+    pub async fn new(
+        codec: VideoCodec,
+        (video_ssrc, audio_ssrc): (u32, u32),
+        events: mpsc::UnboundedSender<ConnectionEvent>,
+        feedback: mpsc::UnboundedSender<PublisherFeedback>,
+        counters: Arc<TransportCounters>,
+    ) -> Result<Self> {
+        let (gathering_tx, gathering_rx) = watch::channel(false);
+        let handler = Handler { label: "publisher".into(), gathering: gathering_tx, events, tracks: None };
+        let pc = build_connection(codec, handler).await?;
+        let video = Arc::new(local_track("video", RtpCodecKind::Video, codec.parameters().rtp_codec, video_ssrc)?);
+        let audio = Arc::new(local_track("audio", RtpCodecKind::Audio, opus_parameters().rtp_codec, audio_ssrc)?);
+        for track in [&video, &audio] {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec!["cloakroom".to_owned()],
+                send_encodings: vec![],
+            };
+            pc.add_transceiver_from_track(Arc::clone(track) as Arc<dyn TrackLocal>, Some(init))
+                .await
+                .context("add track")?;
+            let track = Arc::clone(track);
+            let feedback = feedback.clone();
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    let TrackLocalEvent::OnRtcpPacket(packets) = event else { continue };
+                    for p in packets {
+                        let any = p.as_any();
+                        if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                            let _ = feedback.send(PublisherFeedback::KeyframeRequest);
+                        } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                            let _ = feedback.send(PublisherFeedback::Bitrate(remb.bitrate as u64));
+                        }
+                    }
+                }
+            });
+        }
+        Ok(Self {
+            pc,
+            video,
+            audio,
+            video_ssrc,
+            audio_ssrc,
+            video_pt: Default::default(),
+            audio_pt: Default::default(),
+            gathering: tokio::sync::Mutex::new(gathering_rx),
+            counters,
+        })
+    }
+
+    /// Our offer with every host candidate in it.
+    pub async fn offer(&self) -> Result<String> {
+        let offer = self.pc.create_offer(None).await.context("create offer")?;
+        self.pc.set_local_description(offer).await.context("set local offer")?;
+        gathered(&mut *self.gathering.lock().await, Duration::from_secs(5)).await;
+        let local = self.pc.local_description().await.ok_or_else(|| anyhow!("no local description"))?;
+        Ok(local.sdp)
+    }
+
+    /// Applies the SFU's answer.
+    pub async fn answer(&self, sdp: String) -> Result<()> {
+        let answer = RTCSessionDescription::answer(sdp).context("parse answer")?;
+        self.pc.set_remote_description(answer).await.context("set remote answer")?;
+        for sender in self.pc.get_senders().await {
+            let params = sender.get_parameters().await.context("sender parameters")?;
+            let Some(codec) = params.rtp_parameters.codecs.first() else { continue };
+            if codec.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS) {
+                let _ = self.audio_pt.set(codec.payload_type);
+            } else {
+                let _ = self.video_pt.set(codec.payload_type);
+            }
+        }
+        if self.video_pt.get().is_none() {
+            return Err(anyhow!("the answer accepted no video codec of ours"));
+        }
+        Ok(())
+    }
+
+    /// Sends one sealed video frame. Before the answer, frames are dropped.
+    pub async fn write_video(&self, sealed: Vec<u8>, duration: Duration) -> Result<bool> {
+        let Some(pt) = self.video_pt.get().copied() else { return Ok(false) };
+        self.write(&self.video, self.video_ssrc, pt, sealed, duration).await
+    }
+
+    /// Sends one sealed Opus frame.
+    pub async fn write_audio(&self, sealed: Vec<u8>, duration: Duration) -> Result<bool> {
+        let Some(pt) = self.audio_pt.get().copied() else { return Ok(false) };
+        self.write(&self.audio, self.audio_ssrc, pt, sealed, duration).await
+    }
+
+    async fn write(
+        &self,
+        track: &TrackLocalStaticSample,
+        ssrc: u32,
+        pt: PayloadType,
+        sealed: Vec<u8>,
+        duration: Duration,
+    ) -> Result<bool> {
+        let len = sealed.len() as u64;
+        let sample = Sample { data: Bytes::from(sealed), duration, ..Sample::new(Instant::now()) };
+        match track.sample_writer(ssrc, pt).write_sample(&sample).await {
+            Ok(()) => {
+                self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(e) => {
+                self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                Err(e.into())
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}
+
+/// A sealed frame from a remote participant, as depacketized.
+#[derive(Debug)]
+pub struct RemoteFrame {
+    pub kind: RemoteKind,
+    pub data: Bytes,
+    pub duration: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteKind {
+    Vp8,
+    H264,
+    Opus,
+}
+
+/// One subscriber connection (one remote publisher).
+pub struct Subscriber {
+    pc: Arc<dyn PeerConnection>,
+}
+
+impl Subscriber {
+    /// Answers the SFU's `offer`; every frame of the remote tracks goes to
+    /// `frames`. Returns the connection and the answer SDP.
+    pub async fn answer(
+        codec: VideoCodec,
+        label: String,
+        offer: String,
+        events: mpsc::UnboundedSender<ConnectionEvent>,
+        frames: mpsc::Sender<RemoteFrame>,
+        counters: Arc<TransportCounters>,
+    ) -> Result<(Self, String)> {
+        let (gathering_tx, mut gathering_rx) = watch::channel(false);
+        let (tracks_tx, mut tracks_rx) = mpsc::unbounded_channel::<Arc<dyn TrackRemote>>();
+        let handler = Handler { label, gathering: gathering_tx, events, tracks: Some(tracks_tx) };
+        let pc = build_connection(codec, handler).await?;
+        tokio::spawn(async move {
+            while let Some(track) = tracks_rx.recv().await {
+                tokio::spawn(read_track(track, frames.clone(), Arc::clone(&counters)));
+            }
+        });
+        let offer = RTCSessionDescription::offer(offer).context("parse offer")?;
+        pc.set_remote_description(offer).await.context("set remote offer")?;
+        let answer = pc.create_answer(None).await.context("create answer")?;
+        pc.set_local_description(answer).await.context("set local answer")?;
+        gathered(&mut gathering_rx, Duration::from_secs(5)).await;
+        let local = pc.local_description().await.ok_or_else(|| anyhow!("no local description"))?;
+        Ok((Self { pc }, local.sdp))
+    }
+
+    pub async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}
+
+/// Reads one remote track until it ends, reassembling frames.
+async fn read_track(track: Arc<dyn TrackRemote>, frames: mpsc::Sender<RemoteFrame>, counters: Arc<TransportCounters>) {
+    let Some(ssrc) = track.ssrcs().await.first().copied() else { return };
+    let mime = track.codec(ssrc).await.map(|c| c.mime_type.to_ascii_lowercase()).unwrap_or_default();
+    let kind = if mime == MIME_TYPE_OPUS.to_ascii_lowercase() {
+        RemoteKind::Opus
+    } else if mime == MIME_TYPE_H264.to_ascii_lowercase() {
+        RemoteKind::H264
+    } else if mime == MIME_TYPE_VP8.to_ascii_lowercase() {
+        RemoteKind::Vp8
+    } else {
+        tracing::warn!(%mime, "ignoring a remote track of an unknown codec");
+        return;
+    };
+    tracing::info!(?kind, ssrc, "remote track");
+    let mut assembler = match kind {
+        RemoteKind::Vp8 => Assembler::Vp8(SampleBuilder::new(128, Vp8Packet::default(), 90_000)),
+        RemoteKind::H264 => Assembler::H264(SampleBuilder::new(256, H264Packet::default(), 90_000)),
+        RemoteKind::Opus => Assembler::Opus,
+    };
+    // Janus forwards the publisher's key frame only on request: ask now and
+    // then until the first frame arrives.
+    let mut asked = Instant::now() - Duration::from_secs(10);
+    let mut got_frame = false;
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+        counters.bytes_received.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        let now = Instant::now();
+        if kind != RemoteKind::Opus && !got_frame && now.duration_since(asked) > Duration::from_secs(1) {
+            asked = now;
+            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+            let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+        }
+        let out: Vec<RemoteFrame> = match &mut assembler {
+            Assembler::Opus => {
+                vec![RemoteFrame { kind, data: packet.payload.clone(), duration: Duration::from_millis(20) }]
+            }
+            Assembler::Vp8(b) => {
+                b.push(now, packet);
+                std::iter::from_fn(|| b.pop(now))
+                    .map(|s| RemoteFrame { kind, data: s.data, duration: s.duration })
+                    .collect()
+            }
+            Assembler::H264(b) => {
+                b.push(now, packet);
+                std::iter::from_fn(|| b.pop(now))
+                    .map(|s| RemoteFrame { kind, data: s.data, duration: s.duration })
+                    .collect()
+            }
+        };
+        for frame in out {
+            got_frame |= frame.kind != RemoteKind::Opus;
+            if frames.send(frame).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+enum Assembler {
+    Vp8(SampleBuilder<Vp8Packet>),
+    H264(SampleBuilder<H264Packet>),
+    Opus,
+}
+
+fn local_track(kind_label: &str, kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Result<TrackLocalStaticSample> {
+    let track = MediaStreamTrack::new(
+        "cloakroom".to_owned(),
+        format!("cloakroom-{kind_label}"),
+        format!("cloakroom-{kind_label}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    );
+    TrackLocalStaticSample::new(Instant::now(), track).context("local track")
+}
+
+/// Marks inbound key-frame requests and REMB for the application (inbound
+/// RTCP otherwise stops at the end of the interceptor chain). Sits last.
+#[derive(Default)]
+struct FeedbackToApplication {
+    read: std::collections::VecDeque<TaggedPacket>,
+    write: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackToApplication {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>()
+                        || any.is::<FullIntraRequest>()
+                        || any.is::<ReceiverEstimatedMaximumBitrate>()
+                })
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(wanted);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for FeedbackToApplication {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

@@ -1,0 +1,107 @@
+//! The daemon's counters and its machine-readable status line: one JSON
+//! object per line on stdout, for tests, the supervisor and metrics.
+//!
+//! ```json
+//! {"event":"status","state":"in_room","feed":1,
+//!  "sent":{"video_sealed":0,"video_frames":0,"audio_frames":0,"bytes":0,"dropped":0,
+//!          "keyframe_requests":0,"bitrate_kbps":0,"send_errors":0},
+//!  "received":{"bytes":0,"video_frames":0,"audio_frames":0,"decrypted":0,"decrypt_failures":0,
+//!              "decoded_video":0,"decoded_audio":0},
+//!  "participants":[{"feed":2,"display":"…","video_frames":0,"audio_frames":0,"decrypted":0,
+//!                   "decrypt_failures":0,"decoded_video":0,"decoded_audio":0}]}
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cloakroom_connectors::janus::SessionState;
+use cloakroom_media::receive::ReceivePipeline;
+use serde_json::json;
+
+use crate::rtc::TransportCounters;
+
+#[derive(Debug, Default)]
+pub struct Status {
+    state: Mutex<String>,
+    pub feed: AtomicU64,
+    pub video_sealed: AtomicU64,
+    pub video_sent: AtomicU64,
+    pub audio_sent: AtomicU64,
+    pub dropped: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    pub bitrate_kbps: AtomicU64,
+    pub transport: Arc<TransportCounters>,
+}
+
+/// One remote participant's counters.
+#[derive(Debug, Default)]
+pub struct ParticipantCounters {
+    pub display: Option<String>,
+    pub video_frames: AtomicU64,
+    pub audio_frames: AtomicU64,
+    pub decrypted: AtomicU64,
+    pub decrypt_failures: AtomicU64,
+}
+
+impl ParticipantCounters {
+    pub fn new(display: Option<String>) -> Self {
+        Self { display, ..Default::default() }
+    }
+}
+
+impl Status {
+    pub fn set_state(&self, state: &SessionState) {
+        let text = match state {
+            SessionState::Connecting => "connecting".to_owned(),
+            SessionState::Joining => "joining".to_owned(),
+            SessionState::InRoom { .. } => "in_room".to_owned(),
+            SessionState::Backoff { error, attempt, .. } => format!("backoff: {error} (attempt {attempt})"),
+            SessionState::Leaving => "leaving".to_owned(),
+            SessionState::Left => "left".to_owned(),
+            SessionState::Failed { error } => format!("failed: {error}"),
+            other => format!("{other:?}"),
+        };
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = text;
+    }
+
+    pub fn line(&self, participants: &[(u64, Arc<ParticipantCounters>)], receive: &Mutex<ReceivePipeline>) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let receive = receive.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut total = [0u64; 6];
+        let list: Vec<_> = participants
+            .iter()
+            .map(|(feed, c)| {
+                let id = feed.to_string();
+                let dv = receive.decoded_video_frames(&id).unwrap_or(0);
+                let da = receive.decoded_audio_frames(&id).unwrap_or(0);
+                let row =
+                    [get(&c.video_frames), get(&c.audio_frames), get(&c.decrypted), get(&c.decrypt_failures), dv, da];
+                for (t, v) in total.iter_mut().zip(row) {
+                    *t += v;
+                }
+                json!({
+                    "feed": feed, "display": c.display, "video_frames": row[0], "audio_frames": row[1],
+                    "decrypted": row[2], "decrypt_failures": row[3], "decoded_video": row[4], "decoded_audio": row[5],
+                })
+            })
+            .collect();
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        json!({
+            "event": "status",
+            "state": state,
+            "feed": get(&self.feed),
+            "sent": {
+                "video_sealed": get(&self.video_sealed), "video_frames": get(&self.video_sent),
+                "audio_frames": get(&self.audio_sent), "bytes": get(&self.transport.bytes_sent),
+                "dropped": get(&self.dropped), "keyframe_requests": get(&self.keyframe_requests),
+                "bitrate_kbps": get(&self.bitrate_kbps), "send_errors": get(&self.transport.send_errors),
+            },
+            "received": {
+                "bytes": get(&self.transport.bytes_received), "video_frames": total[0], "audio_frames": total[1],
+                "decrypted": total[2], "decrypt_failures": total[3], "decoded_video": total[4], "decoded_audio": total[5],
+            },
+            "participants": list,
+        })
+        .to_string()
+    }
+}
