@@ -256,13 +256,27 @@ fn receive_pipeline_shows_decoded_video_with_the_badge() {
             receive.push("alice", f).expect("frame accepted");
         }
     }
-    drop(sender);
     let decoded = receive.decoded_video_frames("alice").unwrap_or(0);
     assert!(decoded >= 30, "only {decoded} frames decoded");
     let after = receive.snapshot(Duration::from_secs(2)).expect("a picture");
     write_png(&tmp("receive-alice.png"), &after);
     let share = bright_share(&after, 0, 120, 160, 240, 100);
     assert!(share > 0.2, "noise should fill the tile, bright share {share}");
+
+    // Alice leaves while her frames are still flowing: the screen goes back
+    // to empty and the pipeline keeps running.
+    for f in rx.try_iter() {
+        receive.push("alice", f).expect("frame accepted");
+    }
+    receive.remove_participant("alice").expect("alice leaves");
+    drop(sender);
+    let mut gone = None;
+    for _ in 0..5 {
+        gone = receive.snapshot(Duration::from_secs(2));
+    }
+    let gone = gone.expect("pictures after alice left");
+    let share = bright_share(&gone, 0, 120, 160, 240, 100);
+    assert!(share < 0.01, "tile empty again, bright share {share}");
     receive.check().expect("no pipeline error");
 }
 
