@@ -193,6 +193,12 @@ fn forced_keyframe_arrives_within_two_frames() {
             "{encoder}: no key frame within 2 frames: {:?}",
             after.iter().map(|f| f.keyframe).collect::<Vec<_>>()
         );
+        if encoder.codec() == Codec::H264 {
+            // A forced key frame must be a full starting point for a new viewer.
+            let key = after.iter().find(|f| f.keyframe).map(|f| AccessUnit::parse(&f.data));
+            let au = key.expect("found above").expect("Annex B");
+            assert!(au.is_idr() && au.has_parameter_sets_before_idr(), "{encoder}: {:?}", au.nal_types);
+        }
     }
 }
 
