@@ -1,6 +1,6 @@
 //! Which AES runs, and the AES-GCM keys every format seals with.
 //!
-//! Two libraries sit behind one small type, [`GcmKey`]:
+//! Two libraries sit behind one small internal type, `GcmKey`:
 //!
 //! - RustCrypto `aes-gcm`: portable. It uses AES-NI + PCLMULQDQ on x86_64 and
 //!   the ARMv8 crypto extensions on aarch64 when the CPU has them (detected at
