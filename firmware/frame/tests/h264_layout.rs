@@ -64,6 +64,10 @@ fn real_x264_access_units() {
             assert!(types.starts_with(&[9, 7, 8]), "AUD, SPS, PPS lead an IDR: {types:?}");
         }
         check_au(&mut tx, &mut rx, au, i as u32 * 6000);
+        // x264 here writes one slice per picture, so every NAL unit keeps its place and type.
+        let sealed = tx.seal(FrameMeta { ssrc: 78, rtp_timestamp: i as u32, kind: MediaKind::H264 }, au).unwrap();
+        let offsets_types = |d: &[u8]| nal_units(d).iter().map(|u| (u.offset, u.nal_type)).collect::<Vec<_>>();
+        assert_eq!(offsets_types(&sealed), offsets_types(au), "access unit {i}");
     }
     assert_eq!(idrs, 3);
 }
