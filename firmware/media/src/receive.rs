@@ -212,6 +212,8 @@ impl ReceivePipeline {
     /// pad; `None` for unknown, audio-only or hidden participants.
     pub fn tile(&self, id: &str) -> Option<Rect> {
         let pad = &self.participant(id).ok()?.video.as_ref()?.pad;
+        // Compositor pads always have these properties with these types
+        // (gdouble alpha, gint geometry): the typed reads cannot panic.
         if pad.property::<f64>("alpha") <= 0.0 {
             return None;
         }

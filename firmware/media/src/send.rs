@@ -224,6 +224,7 @@ impl VideoSender {
 
     fn apply_mode(&self, mode: VideoMode) -> Result<(), MediaError> {
         let filter = self.element("mode")?;
+        // capsfilter's `caps` property is always GstCaps: cannot panic.
         filter.set_property("caps", raw_video_caps(mode));
         Ok(())
     }
