@@ -2,7 +2,9 @@
 //! (aes-ni, armv8-crypto or software) for each run, so a run that silently
 //! took another path than the one it claims to test fails here.
 
-use cloakroom_frame::{AesBackend, FrameDecryptor, FrameEncryptor, FrameMeta, GcmLibrary, KeyMaterial, MediaKind, aes_backend};
+use cloakroom_frame::{
+    AesBackend, FrameDecryptor, FrameEncryptor, FrameMeta, GcmLibrary, KeyMaterial, MediaKind, aes_backend,
+};
 
 #[test]
 fn reports_the_expected_backend() {
@@ -36,7 +38,8 @@ fn frames_cross_between_libraries() {
             rx.set_library(rx_lib);
             rx.set_key(1, KeyMaterial::from_hex(&"7e".repeat(32)).expect("hex"));
             let payload: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
-            let f = tx.seal(FrameMeta { ssrc: 5, rtp_timestamp: 6, kind: MediaKind::Vp8Delta }, &payload).expect("seal");
+            let f =
+                tx.seal(FrameMeta { ssrc: 5, rtp_timestamp: 6, kind: MediaKind::Vp8Delta }, &payload).expect("seal");
             assert_eq!(rx.open(MediaKind::Vp8Delta, &f).expect("open"), payload);
         }
     }
