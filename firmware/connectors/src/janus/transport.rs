@@ -21,8 +21,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Runs `session` against the server at `url` (`ws://…`; `wss://` needs a
-/// TLS-enabled build) until it has left or failed for good. Inputs from the
+/// Runs `session` against the server at `url` (`ws://…` or `wss://…`) until it has left or failed for good. Inputs from the
 /// daemon arrive on `inputs`; events go to `events`. Returns the final state.
 pub async fn run(
     url: String,
@@ -41,6 +40,7 @@ pub async fn run(
                             socket = Some(s);
                             Input::Connected
                         }
+                        Err(ConnectorError::ServerGone { reason }) => Input::Disconnected { reason },
                         Err(e) => Input::Disconnected { reason: e.to_string() },
                     };
                     feed(&mut session, input);
@@ -119,15 +119,35 @@ async fn next_frame(socket: &mut Option<Socket>) -> Result<Option<String>, Strin
 }
 
 async fn connect(url: &str) -> Result<Socket, ConnectorError> {
-    if url.starts_with("wss://") {
-        return Err(ConnectorError::Unsupported { what: "wss:// (this build has no TLS)" });
-    }
+    let tls = if url.starts_with("wss://") { Some(tls_connector()?) } else { None };
     let mut request =
         url.into_client_request().map_err(|e| ConnectorError::ServerGone { reason: format!("bad server url: {e}") })?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(WS_PROTOCOL));
-    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(request, None, false, tls);
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok((socket, _response))) => Ok(socket),
         Ok(Err(e)) => Err(ConnectorError::ServerGone { reason: e.to_string() }),
         Err(_) => Err(ConnectorError::Timeout { what: "websocket connect" }),
     }
+}
+
+/// TLS for `wss://`: rustls with the ring provider and the operating
+/// system's CA certificates (the device's CA bundle is updated with the image).
+fn tls_connector() -> Result<tokio_tungstenite::Connector, ConnectorError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        // A CA the parser rejects is skipped; the others still verify.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(ConnectorError::Unsupported { what: "wss:// without any CA certificate on the system" });
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|_| ConnectorError::Unsupported { what: "TLS protocol versions" })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config)))
 }
