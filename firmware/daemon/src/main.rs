@@ -95,6 +95,7 @@ enum DisplayArg {
 }
 
 fn main() -> Result<()> {
+    let started = Instant::now();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -104,7 +105,7 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(run(cli))
+    runtime.block_on(run(cli, started))
 }
 
 /// Outgoing frames from the GStreamer threads, already sealed.
@@ -121,7 +122,7 @@ struct Remote {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, started: Instant) -> Result<()> {
     let link_text = if cli.join == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).context("read the link from stdin")?;
@@ -205,7 +206,14 @@ async fn run(cli: Cli) -> Result<()> {
                 if let Some(p) = &publisher {
                     let result = if out.video { p.write_video(out.sealed, out.duration).await } else { p.write_audio(out.sealed, out.duration).await };
                     match result {
-                        Ok(true) => { if out.video { status.video_sent.fetch_add(1, Ordering::Relaxed); } else { status.audio_sent.fetch_add(1, Ordering::Relaxed); } }
+                        Ok(true) if out.video => {
+                            if status.video_sent.fetch_add(1, Ordering::Relaxed) == 0 {
+                                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                                status.first_video_ms.store(ms, Ordering::Relaxed);
+                                tracing::info!(ms, "first encrypted video frame sent to the SFU");
+                            }
+                        }
+                        Ok(true) => { status.audio_sent.fetch_add(1, Ordering::Relaxed); }
                         Ok(false) => {}
                         Err(e) => tracing::debug!(error = %e, "write sample"),
                     }

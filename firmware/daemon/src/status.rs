@@ -4,7 +4,7 @@
 //! ```json
 //! {"event":"status","state":"in_room","feed":1,
 //!  "sent":{"video_sealed":0,"video_frames":0,"audio_frames":0,"bytes":0,"dropped":0,
-//!          "keyframe_requests":0,"bitrate_kbps":0,"send_errors":0},
+//!          "keyframe_requests":0,"bitrate_kbps":0,"send_errors":0,"first_video_ms":0},
 //!  "received":{"bytes":0,"video_frames":0,"audio_frames":0,"decrypted":0,"decrypt_failures":0,
 //!              "decoded_video":0,"decoded_audio":0},
 //!  "participants":[{"feed":2,"display":"…","video_frames":0,"audio_frames":0,"decrypted":0,
@@ -30,6 +30,8 @@ pub struct Status {
     pub dropped: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub bitrate_kbps: AtomicU64,
+    /// Milliseconds from process start to the first video frame written to the publisher connection (0: none yet).
+    pub first_video_ms: AtomicU64,
     pub transport: Arc<TransportCounters>,
 }
 
@@ -95,6 +97,7 @@ impl Status {
                 "audio_frames": get(&self.audio_sent), "bytes": get(&self.transport.bytes_sent),
                 "dropped": get(&self.dropped), "keyframe_requests": get(&self.keyframe_requests),
                 "bitrate_kbps": get(&self.bitrate_kbps), "send_errors": get(&self.transport.send_errors),
+                "first_video_ms": get(&self.first_video_ms),
             },
             "received": {
                 "bytes": get(&self.transport.bytes_received), "video_frames": total[0], "audio_frames": total[1],

@@ -96,7 +96,7 @@ export async function launchBrowser({ extraArgs = [] } = {}) {
  *   waitFor(pred: (s) => boolean, ms: number, what: string): Promise<object>, close(): Promise<void>}>}
  */
 export async function openParticipant(browser, o) {
-  const { wsUrl, room, keyHex = null, keyIndex = 0, publish = true, subscribe = true, codec = 'vp8', transform = true, display = 'participant' } = o;
+  const { wsUrl, room, keyHex = null, keyIndex = 0, publish = true, subscribe = true, codec = 'vp8', transform = true, display = 'participant', video } = o;
   const pageUrl = o.pageUrl ?? (await sharedPageServer()).url;
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -130,7 +130,7 @@ export async function openParticipant(browser, o) {
     await page.waitForFunction(() => window.cloakroom !== undefined, null, { timeout: 10000 });
     // The key goes in as an evaluate argument: not in the URL, not logged.
     if (keyHex) await page.evaluate(([k, i]) => window.cloakroom.setKey(k, i), [keyHex, keyIndex]);
-    const r = await page.evaluate((opts) => window.cloakroom.start(opts), { wsUrl, room, publish, subscribe, codec, transform, display });
+    const r = await page.evaluate((opts) => window.cloakroom.start(opts), { wsUrl, room, publish, subscribe, codec, transform, display, video });
     handle.feedId = r.feedId;
   } catch (e) {
     await handle.close();

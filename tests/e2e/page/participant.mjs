@@ -122,7 +122,8 @@ async function ratchetKey() {
 }
 
 /**
- * Join the room. opts: { wsUrl, room, display, publish, subscribe, codec: 'vp8'|'h264', transform }
+ * Join the room. opts: { wsUrl, room, display, publish, subscribe, codec: 'vp8'|'h264', transform, video }
+ * video: getUserMedia video constraints (default 320×240 @ 20).
  * transform=false attaches no encoded transform (a plain browser that sees ciphertext).
  */
 async function start(opts) {
@@ -156,7 +157,7 @@ function onPublisherHandleEvent(msg) {
 async function publish() {
   const stream = await withTimeout(navigator.mediaDevices.getUserMedia({
     audio: true,
-    video: { width: 320, height: 240, frameRate: 20 },
+    video: state.opts.video ?? { width: 320, height: 240, frameRate: 20 },
   }), TIMEOUT_MS, 'getUserMedia');
   const pc = new RTCPeerConnection({ iceServers: [] });
   state.publisher.pc = pc;

@@ -1,0 +1,162 @@
+// Benchmark (issue 4, item 7): cloakroomd against headless Chromium doing the
+// same job through the same Janus, in one run, one after the other so each
+// receives exactly one encrypted stream:
+//   - a source browser (not measured) publishes an encrypted stream;
+//   - phase "daemon": cloakroomd publishes 640×480@20 VP8, encrypted, and
+//     receives and decrypts the source's stream;
+//   - phase "chromium": a separate headless Chromium page publishes
+//     640×480@20 VP8 (fake camera) encrypted and receives the source's stream.
+// For each: CPU (% of one core, utime+stime of the whole process tree over a
+// steady window) and memory (PSS, summed over the tree, from smaps_rollup), and
+// join-to-first-frame: from starting the process (daemon: spawn; Chromium:
+// browser launch, and separately page load) to the first encrypted video frame
+// sent to Janus (daemon: its status line's first_video_ms; Chromium: the first
+// getStats poll with outbound framesSent > 0, polled every 50 ms).
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startJanus, sleep } from '../lib/janus.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, launchBrowser, openParticipant, startPageServer } from '../lib/browser.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = join(HERE, '..', '..', '..');
+const BIN = process.env.CLOAKROOMD_BIN || join(REPO, 'target', 'debug', 'cloakroomd');
+const ROOM = 1234;
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS || 8000);
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS || 20000);
+const TICK = 100; // USER_HZ
+
+const key = randomBytes(32);
+const keyHex = key.toString('hex');
+
+function children() {
+  const map = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(rest[1]);
+      if (!map.has(ppid)) map.set(ppid, []);
+      map.get(ppid).push(Number(d));
+    } catch { /* gone */ }
+  }
+  return map;
+}
+
+function tree(pid) {
+  const kids = children();
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) out.push(...(kids.get(out[i]) ?? []));
+  return out;
+}
+
+function cpuTicks(pids) {
+  let t = 0;
+  for (const p of pids) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      t += Number(rest[11]) + Number(rest[12]); // utime, stime
+    } catch { /* gone */ }
+  }
+  return t;
+}
+
+function pssKb(pids) {
+  let kb = 0;
+  for (const p of pids) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
+      if (m) kb += Number(m[1]);
+    } catch { /* gone */ }
+  }
+  return kb;
+}
+
+/** CPU % of one core and mean PSS of a process tree over `ms`. */
+async function measure(rootPid, ms) {
+  const pids0 = tree(rootPid);
+  const c0 = cpuTicks(pids0);
+  const t0 = Date.now();
+  const pss = [];
+  while (Date.now() - t0 < ms) {
+    pss.push(pssKb(tree(rootPid)));
+    await sleep(1000);
+  }
+  const c1 = cpuTicks(tree(rootPid));
+  const seconds = (Date.now() - t0) / 1000;
+  return { cpuPercent: ((c1 - c0) / TICK / seconds) * 100, pssMb: pss.reduce((a, b) => a + b, 0) / pss.length / 1024, processes: tree(rootPid).length };
+}
+
+const janus = await startJanus({ room: ROOM });
+const server = await startPageServer();
+const sourceBrowser = await launchBrowser();
+const results = {};
+try {
+  const source = await openParticipant(sourceBrowser, { pageUrl: server.url, wsUrl: janus.wsUrl, room: ROOM, keyHex, publish: true, subscribe: false, display: 'source' });
+
+  // Phase 1: the daemon.
+  const { host } = new URL(janus.wsUrl);
+  const t0 = Date.now();
+  const daemon = spawn(BIN, ['--join', '-', '--codec', 'vp8', '--mode', '640x480@20', '--name', 'bench-room', '--status-interval-ms', '500'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  daemon.stdin.end(`janus+ws://${host}/?room=${ROOM}#e2ee=${key.toString('base64url')}\n`);
+  let status = null;
+  daemon.stdout.on('data', (b) => { for (const l of String(b).split('\n')) if (l.startsWith('{')) status = JSON.parse(l); });
+  while (!(status?.received?.decoded_video > 0)) {
+    if (Date.now() - t0 > 60000) throw new Error(`daemon did not start receiving: ${JSON.stringify(status)}`);
+    await sleep(200);
+  }
+  const joinMs = status.sent.first_video_ms;
+  await sleep(WARMUP_MS);
+  const before = status;
+  const m = await measure(daemon.pid, WINDOW_MS);
+  const after = status;
+  results.daemon = { ...m, joinToFirstFrameMs: joinMs, sentFps: (after.sent.video_frames - before.sent.video_frames) / (WINDOW_MS / 1000), decodedFps: (after.received.decoded_video - before.received.decoded_video) / (WINDOW_MS / 1000), decryptFailures: after.received.decrypt_failures };
+  daemon.kill('SIGTERM');
+  await new Promise((r) => daemon.on('exit', r));
+
+  // Phase 2: Chromium doing the same, in a browser of its own.
+  const l0 = Date.now();
+  const srv = await chromium.launchServer({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const browser = await chromium.connect(srv.wsEndpoint());
+  const p0 = Date.now();
+  const page = await openParticipant(browser, { pageUrl: server.url, wsUrl: janus.wsUrl, room: ROOM, keyHex, publish: true, subscribe: true, display: 'bench-chromium', video: { width: 640, height: 480, frameRate: 20 } });
+  let s;
+  for (;;) {
+    s = await page.stats();
+    if (s.sent.framesEncoded > 0 && s.worker.encrypted.video > 0) break;
+    if (Date.now() - l0 > 60000) throw new Error('chromium did not send');
+    await sleep(50);
+  }
+  const firstMs = Date.now() - l0;
+  const firstFromPageMs = Date.now() - p0;
+  await page.waitFor((x) => x.video.framesDecoded > 0, 30000, 'chromium decoding the source');
+  await sleep(WARMUP_MS);
+  const b = await page.stats();
+  const mc = await measure(srv.process().pid, WINDOW_MS);
+  const a = await page.stats();
+  results.chromium = { ...mc, joinToFirstFrameMs: firstMs, joinToFirstFrameFromPageMs: firstFromPageMs, sentFps: (a.sent.framesEncoded - b.sent.framesEncoded) / (WINDOW_MS / 1000), decodedFps: (a.video.framesDecoded - b.video.framesDecoded) / (WINDOW_MS / 1000), decryptFailures: a.worker.decryptFailures.video };
+  await page.close();
+  await browser.close();
+  await srv.close();
+  await source.close();
+} finally {
+  await sourceBrowser.close();
+  await server.close();
+  await janus.stop();
+}
+
+const d = results.daemon;
+const c = results.chromium;
+const row = (name, x) => `| ${name.padEnd(9)} | ${x.cpuPercent.toFixed(1).padStart(6)} | ${x.pssMb.toFixed(1).padStart(7)} | ${String(x.joinToFirstFrameMs).padStart(8)} | ${x.sentFps.toFixed(1).padStart(5)} | ${x.decodedFps.toFixed(1).padStart(5)} | ${x.processes} |`;
+console.log(`window ${WINDOW_MS / 1000} s after ${WARMUP_MS / 1000} s warm-up; 640×480@20 VP8 sent encrypted, one encrypted stream received`);
+console.log('| who       | CPU %  | PSS MB  | join→1st | sent/s | dec/s | procs |');
+console.log('|-----------|--------|---------|----------|-------|-------|-------|');
+console.log(row('cloakroomd', d));
+console.log(row('chromium', c));
+console.log(`ratios daemon/chromium: CPU ${(d.cpuPercent / c.cpuPercent).toFixed(2)} (goal ≤ 0.5), PSS ${(d.pssMb / c.pssMb).toFixed(3)} (goal ≤ 0.1), join→first frame ${(d.joinToFirstFrameMs / c.joinToFirstFrameMs).toFixed(2)} (goal ≤ 0.5; vs Chromium from page load ${(d.joinToFirstFrameMs / c.joinToFirstFrameFromPageMs).toFixed(2)})`);
+console.log(JSON.stringify(results));
