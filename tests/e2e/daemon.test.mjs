@@ -152,6 +152,7 @@ async function assertRoomDecodesBrowser(d, display) {
   const p = st.participants.find((x) => x.display === display);
   assert.equal(p.decrypt_failures, 0, JSON.stringify(p));
   assert.ok(p.decrypted >= p.decoded_video, JSON.stringify(p));
+  assert.ok(p.packets_received > 0 && p.rtt_ms > 0, `loss/RTT stats: ${JSON.stringify(p)}`);
   return p;
 }
 
@@ -164,6 +165,7 @@ test('vp8: a browser with the key decodes the room (≥ 50 frames in 5 s, motion
   const r = await assertBrowserDecodesRoom(B, 'vp8');
   t.diagnostic(`decoded ${r.decoded} frames in ${r.seconds.toFixed(1)} s; motion ${r.motion.map((x) => x.toFixed(1)).join(',')}; audio frames ${r.audioFrames}, energy ${r.energy.toFixed(3)}`);
   t.diagnostic(`room sent: ${JSON.stringify(room.status.sent)}`);
+  assert.ok(room.status.sent.rtt_ms > 0, `publisher RTT measured: ${JSON.stringify(room.status.sent)}`);
   await leave(B);
 }));
 

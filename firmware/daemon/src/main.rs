@@ -242,6 +242,7 @@ async fn run(cli: Cli, started: Instant) -> Result<()> {
                 tracing::info!(%label, %state, "peer connection");
             }
             _ = status_tick.tick(), if cli.status_interval_ms > 0 => {
+                update_link_stats(publisher.as_deref(), &remotes, &status).await;
                 let line = status.line(&remotes.iter().map(|(f, r)| (*f, Arc::clone(&r.counters))).collect::<Vec<_>>(), &receive);
                 println!("{line}");
             }
@@ -264,6 +265,20 @@ async fn run(cli: Cli, started: Instant) -> Result<()> {
         }
         SessionState::Failed { error } => bail!("could not stay in the meeting: {error}"),
         other => bail!("stopped in state {other:?}"),
+    }
+}
+
+/// Copies loss and RTT of every peer connection into the status counters.
+async fn update_link_stats(publisher: Option<&Publisher>, remotes: &BTreeMap<u64, Remote>, status: &Status) {
+    let micros = |ms: Option<f64>| ms.map(|m| (m * 1000.0) as u64).unwrap_or(0);
+    if let Some(p) = publisher {
+        status.rtt_us.store(micros(p.link_stats().await.rtt_ms), Ordering::Relaxed);
+    }
+    for remote in remotes.values() {
+        let stats = remote.subscriber.link_stats().await;
+        remote.counters.packets_received.store(stats.packets_received, Ordering::Relaxed);
+        remote.counters.packets_lost.store(stats.packets_lost, Ordering::Relaxed);
+        remote.counters.rtt_us.store(micros(stats.rtt_ms), Ordering::Relaxed);
     }
 }
 

@@ -301,6 +301,37 @@ impl Publisher {
     pub async fn close(&self) {
         let _ = self.pc.close().await;
     }
+
+    /// Transport statistics of the publisher connection.
+    pub async fn link_stats(&self) -> LinkStats {
+        link_stats(&self.pc).await
+    }
+}
+
+/// Loss and round-trip time of one peer connection, from its stats report.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LinkStats {
+    /// RTT of the nominated ICE candidate pair (STUN consent checks), ms.
+    pub rtt_ms: Option<f64>,
+    /// RTP packets received on inbound streams.
+    pub packets_received: u64,
+    /// RTP packets lost on inbound streams (sequence gaps, RFC 3550 §6.4.1).
+    pub packets_lost: u64,
+}
+
+async fn link_stats(pc: &Arc<dyn PeerConnection>) -> LinkStats {
+    let report = pc.get_stats(Instant::now(), rtc::statistics::StatsSelector::None).await;
+    let rtt_ms = report
+        .candidate_pairs()
+        .filter(|p| p.nominated && p.current_round_trip_time > 0.0)
+        .map(|p| p.current_round_trip_time * 1000.0)
+        .next();
+    let (mut packets_received, mut packets_lost) = (0u64, 0u64);
+    for s in report.inbound_rtp_streams() {
+        packets_received += s.received_rtp_stream_stats.packets_received;
+        packets_lost += u64::try_from(s.received_rtp_stream_stats.packets_lost).unwrap_or(0);
+    }
+    LinkStats { rtt_ms, packets_received, packets_lost }
 }
 
 /// A sealed frame from a remote participant, as depacketized.
@@ -354,6 +385,11 @@ impl Subscriber {
 
     pub async fn close(&self) {
         let _ = self.pc.close().await;
+    }
+
+    /// Transport statistics of this subscriber connection.
+    pub async fn link_stats(&self) -> LinkStats {
+        link_stats(&self.pc).await
     }
 }
 

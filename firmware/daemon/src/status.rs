@@ -4,12 +4,17 @@
 //! ```json
 //! {"event":"status","state":"in_room","feed":1,
 //!  "sent":{"video_sealed":0,"video_frames":0,"audio_frames":0,"bytes":0,"dropped":0,
-//!          "keyframe_requests":0,"bitrate_kbps":0,"send_errors":0,"first_video_ms":0},
+//!          "keyframe_requests":0,"bitrate_kbps":0,"send_errors":0,"first_video_ms":0,"rtt_ms":0.0},
 //!  "received":{"bytes":0,"video_frames":0,"audio_frames":0,"decrypted":0,"decrypt_failures":0,
 //!              "decoded_video":0,"decoded_audio":0},
 //!  "participants":[{"feed":2,"display":"…","video_frames":0,"audio_frames":0,"decrypted":0,
-//!                   "decrypt_failures":0,"decoded_video":0,"decoded_audio":0}]}
+//!                   "decrypt_failures":0,"decoded_video":0,"decoded_audio":0,"packets_received":0,
+//!                   "packets_lost":0,"rtt_ms":0.0}]}
 //! ```
+//!
+//! `sent.rtt_ms` and `participants[].rtt_ms` are the ICE round-trip times of
+//! the publisher and subscriber connections (0: not measured yet); loss is
+//! counted on the subscriber connections' inbound RTP streams.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +37,8 @@ pub struct Status {
     pub bitrate_kbps: AtomicU64,
     /// Milliseconds from process start to the first video frame written to the publisher connection (0: none yet).
     pub first_video_ms: AtomicU64,
+    /// Publisher connection RTT in µs (0: unknown).
+    pub rtt_us: AtomicU64,
     pub transport: Arc<TransportCounters>,
 }
 
@@ -43,6 +50,10 @@ pub struct ParticipantCounters {
     pub audio_frames: AtomicU64,
     pub decrypted: AtomicU64,
     pub decrypt_failures: AtomicU64,
+    pub packets_received: AtomicU64,
+    pub packets_lost: AtomicU64,
+    /// Subscriber connection RTT in µs (0: unknown).
+    pub rtt_us: AtomicU64,
 }
 
 impl ParticipantCounters {
@@ -84,6 +95,8 @@ impl Status {
                 json!({
                     "feed": feed, "display": c.display, "video_frames": row[0], "audio_frames": row[1],
                     "decrypted": row[2], "decrypt_failures": row[3], "decoded_video": row[4], "decoded_audio": row[5],
+                    "packets_received": get(&c.packets_received), "packets_lost": get(&c.packets_lost),
+                    "rtt_ms": get(&c.rtt_us) as f64 / 1000.0,
                 })
             })
             .collect();
@@ -97,7 +110,7 @@ impl Status {
                 "audio_frames": get(&self.audio_sent), "bytes": get(&self.transport.bytes_sent),
                 "dropped": get(&self.dropped), "keyframe_requests": get(&self.keyframe_requests),
                 "bitrate_kbps": get(&self.bitrate_kbps), "send_errors": get(&self.transport.send_errors),
-                "first_video_ms": get(&self.first_video_ms),
+                "first_video_ms": get(&self.first_video_ms), "rtt_ms": get(&self.rtt_us) as f64 / 1000.0,
             },
             "received": {
                 "bytes": get(&self.transport.bytes_received), "video_frames": total[0], "audio_frames": total[1],
