@@ -42,9 +42,9 @@ after(async () => {
 });
 
 /** Starts the daemon; the link (with the key) goes in on stdin, never on the command line. */
-function startDaemon({ codec = 'vp8', name = 'Board room' } = {}) {
+function startDaemon({ codec = 'vp8', name = 'Board room', room = ROOM } = {}) {
   const { host } = new URL(janus.wsUrl);
-  const link = `janus+ws://${host}/?room=${ROOM}#e2ee=${keyB64}`;
+  const link = `janus+ws://${host}/?room=${room}#e2ee=${keyB64}`;
   const child = spawn(BIN, ['--join', '-', '--codec', codec, '--name', name, '--status-interval-ms', '500', '--mode', '640x480@20'], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: 'info,webrtc=warn,rtc=warn' },
@@ -240,4 +240,16 @@ test('h264 (h264 format): browser decodes the room, the room decodes the browser
   await leave(P);
   const exit = await d.stop();
   assert.deepEqual(exit, { code: 0, signal: null });
+}));
+
+test('no such room: typed back-off states, then the daemon gives up with a clear error', { timeout: 60000 }, step('no-such-room', async (t) => {
+  const d = startDaemon({ room: 999999 });
+  const st = await d.waitFor((s) => /^backoff: no such room: 999999/.test(s.state), 20000, 'a no-such-room back-off');
+  const exit = await Promise.race([d.exited, sleep(30000).then(() => null)]);
+  assert.ok(exit, `still running: ${JSON.stringify(d.status)}`);
+  assert.equal(exit.code, 1, JSON.stringify(exit));
+  assert.match(d.status.state, /^failed: no such room: 999999/);
+  assert.match(d.stderr.join('\n'), /could not stay in the meeting: no such room: 999999/);
+  daemons.delete(d);
+  t.diagnostic(`states: ${st.state} … ${d.status.state}`);
 }));

@@ -256,6 +256,8 @@ async fn run(cli: Cli, started: Instant) -> Result<()> {
     if let Some(p) = publisher.take() {
         p.close().await;
     }
+    // The transport task may end before its last state event is drained.
+    status.set_state(&final_state);
     let line = status.line(&[], &receive);
     println!("{line}");
     match final_state {
