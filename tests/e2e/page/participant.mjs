@@ -345,8 +345,13 @@ function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(t));
 }
 
+/** The bytes of the latest received video frame that did not open (null if none). */
+async function cipherSample() {
+  return (await askWorker({ type: 'cipherSample' })).bytes;
+}
+
 window.cloakroom = {
-  setKey, ratchetKey, start, stats, motion, close,
+  setKey, ratchetKey, start, stats, motion, close, cipherSample,
   capabilities: () => ({
     transform: typeof RTCRtpScriptTransform === 'function',
     h264: RTCRtpSender.getCapabilities('video').codecs.some((c) => c.mimeType === 'video/H264'),

@@ -9,6 +9,7 @@ const ring = new KeyRing();
 const receiveRings = [];
 const installed = new Map(); // key index → material, to seed receive rings made later
 let haveKey = false;
+let lastUnopenedVideo = null;
 const encryptor = new FrameEncryptor(ring);
 
 const zero = () => ({ audio: 0, video: 0 });
@@ -38,6 +39,9 @@ self.onmessage = async (event) => {
     const slot = ring.slot(ring.currentIndex);
     if (slot) await ring.setMaterial(ring.currentIndex, await ratchetMaterial(slot.material));
     self.postMessage({ type: 'ratcheted', id: msg.id });
+  } else if (msg.type === 'cipherSample') {
+    // The bytes of the latest video frame that did not open (for the demo's "rubbish" view).
+    self.postMessage({ type: 'cipherSample', id: msg.id, bytes: lastUnopenedVideo });
   } else if (msg.type === 'stats') {
     self.postMessage({ type: 'stats', id: msg.id, counters: { ...counters, haveKey } });
   }
@@ -114,5 +118,6 @@ async function decryptFrame(decryptor, frame, controller, kind, codec) {
   } catch (e) {
     if (!(e instanceof FrameError)) counters.lastError = String(e);
     counters.decryptFailures[kind]++; // dropped: never hand ciphertext to the decoder
+    if (kind === 'video') lastUnopenedVideo = data;
   }
 }
