@@ -1,0 +1,603 @@
+//! Appliance configuration: the TOML file under `/etc/cloakroom` (TOML 1.0,
+//! read with serde), validated into [`Settings`], plus the settings the web
+//! page changes, kept as an overlay in the state directory
+//! (`<state_dir>/settings.toml`) because an A/B update replaces `/etc`.
+//!
+//! Every key, its default and an example are documented in
+//! `dist/config/cloakroom.toml`; the defaults here must match it (a test
+//! checks that the shipped file parses to [`ConfigFile::default`]).
+//!
+//! Files are written atomically (POSIX `rename(2)` semantics): a temporary
+//! file in the same directory is written and `fsync`ed, renamed over the
+//! target, and the directory is `fsync`ed, so after a crash or `kill -9` the
+//! file is the old or the new content, never a mix.
+
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::ApplianceError;
+use crate::pairing::PasswordHash;
+
+/// Name of the web page's settings overlay in the state directory.
+pub const SETTINGS_OVERLAY: &str = "settings.toml";
+
+/// Longest room name, in characters.
+pub const MAX_ROOM_NAME: usize = 64;
+/// Longest device name, in characters.
+pub const MAX_DEVICE_NAME: usize = 128;
+/// Board profiles a config may force.
+pub const BOARD_PROFILES: [&str; 4] = ["auto", "raspberrypi4-64", "raspberrypi5", "qemu-virt"];
+
+/// The config file as written: every section and key, each with a default.
+/// Unknown keys are refused. Use [`Settings::from_file`] to validate it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    pub room: RoomSection,
+    pub devices: DevicesSection,
+    pub video: VideoSection,
+    pub web: WebSection,
+    pub board: BoardSection,
+    pub e2ee: E2eeSection,
+    pub paths: PathsSection,
+}
+
+/// `[room]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomSection {
+    /// Shown on the room screen and the web page.
+    pub name: String,
+}
+
+impl Default for RoomSection {
+    fn default() -> Self {
+        Self { name: "Meeting room".to_owned() }
+    }
+}
+
+/// `[devices]`: `"auto"` or a device as listed by `cloakroom devices`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevicesSection {
+    pub camera: String,
+    pub microphone: String,
+    pub speaker: String,
+}
+
+impl Default for DevicesSection {
+    fn default() -> Self {
+        Self { camera: "auto".to_owned(), microphone: "auto".to_owned(), speaker: "auto".to_owned() }
+    }
+}
+
+/// `[video]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoSection {
+    /// `"<width>x<height>"`.
+    pub resolution: String,
+    /// Frames per second, 1 to 60.
+    pub framerate: i64,
+    /// `"vp8"` or `"h264"`.
+    pub codec: String,
+}
+
+impl Default for VideoSection {
+    fn default() -> Self {
+        Self { resolution: "1280x720".to_owned(), framerate: 30, codec: "vp8".to_owned() }
+    }
+}
+
+/// `[web]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSection {
+    /// Address both ports listen on.
+    pub bind: String,
+    /// HTTPS port (0: any free port, for tests).
+    pub https_port: i64,
+    /// Plain HTTP port that only redirects (0: any free port).
+    pub http_port: i64,
+    /// Optional admin password, as made by `PasswordHash::create`; empty for none.
+    pub admin_password_hash: RedactedString,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0".to_owned(),
+            https_port: 443,
+            http_port: 80,
+            admin_password_hash: RedactedString::default(),
+        }
+    }
+}
+
+/// `[board]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoardSection {
+    pub profile: String,
+}
+
+impl Default for BoardSection {
+    fn default() -> Self {
+        Self { profile: "auto".to_owned() }
+    }
+}
+
+/// `[e2ee]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct E2eeSection {
+    /// Refuse a meeting link without an end-to-end encryption key.
+    pub require_key: bool,
+}
+
+impl Default for E2eeSection {
+    fn default() -> Self {
+        Self { require_key: true }
+    }
+}
+
+/// `[paths]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsSection {
+    /// Device state: settings overlay, pairing state, certificate and key.
+    pub state_dir: String,
+}
+
+impl Default for PathsSection {
+    fn default() -> Self {
+        Self { state_dir: "/var/lib/cloakroom".to_owned() }
+    }
+}
+
+/// A string that is wiped on drop and prints as `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct RedactedString(String);
+
+impl RedactedString {
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedactedString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Preferred video codec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    Vp8,
+    H264,
+}
+
+/// Capture size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The validated configuration. Built only by [`Settings::from_file`], so a
+/// value of this type always holds acceptable settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub room_name: String,
+    pub camera: String,
+    pub microphone: String,
+    pub speaker: String,
+    pub resolution: Resolution,
+    pub framerate: u32,
+    pub codec: Codec,
+    pub bind: IpAddr,
+    pub https_port: u16,
+    pub http_port: u16,
+    pub board_profile: String,
+    pub require_key: bool,
+    pub state_dir: PathBuf,
+    pub admin_password: Option<PasswordHash>,
+}
+
+impl Settings {
+    /// Validates a config document; the error names the first bad key.
+    pub fn from_file(file: &ConfigFile) -> Result<Self, ApplianceError> {
+        let room_name = check_text("room.name", &file.room.name, MAX_ROOM_NAME)?;
+        let camera = check_text("devices.camera", &file.devices.camera, MAX_DEVICE_NAME)?;
+        let microphone = check_text("devices.microphone", &file.devices.microphone, MAX_DEVICE_NAME)?;
+        let speaker = check_text("devices.speaker", &file.devices.speaker, MAX_DEVICE_NAME)?;
+        let resolution = parse_resolution("video.resolution", &file.video.resolution)?;
+        let framerate = match file.video.framerate {
+            n @ 1..=60 => n as u32,
+            n => return Err(ApplianceError::invalid("video.framerate", format!("{n} is not between 1 and 60"))),
+        };
+        let codec = match file.video.codec.as_str() {
+            "vp8" => Codec::Vp8,
+            "h264" => Codec::H264,
+            other => {
+                return Err(ApplianceError::invalid(
+                    "video.codec",
+                    format!("`{}` is not \"vp8\" or \"h264\"", shorten(other)),
+                ));
+            }
+        };
+        let bind = file.web.bind.parse::<IpAddr>().map_err(|_| {
+            ApplianceError::invalid("web.bind", format!("`{}` is not an IP address", shorten(&file.web.bind)))
+        })?;
+        let https_port = check_port("web.https_port", file.web.https_port)?;
+        let http_port = check_port("web.http_port", file.web.http_port)?;
+        if https_port != 0 && https_port == http_port {
+            return Err(ApplianceError::invalid("web.http_port", format!("{http_port} is also web.https_port")));
+        }
+        let board_profile = file.board.profile.clone();
+        if !BOARD_PROFILES.contains(&board_profile.as_str()) {
+            return Err(ApplianceError::invalid(
+                "board.profile",
+                format!("`{}` is not one of {}", shorten(&board_profile), BOARD_PROFILES.join(", ")),
+            ));
+        }
+        let state_dir = PathBuf::from(&file.paths.state_dir);
+        if !state_dir.is_absolute() {
+            return Err(ApplianceError::invalid(
+                "paths.state_dir",
+                format!("`{}` is not an absolute path", shorten(&file.paths.state_dir)),
+            ));
+        }
+        let admin_password = match file.web.admin_password_hash.expose() {
+            "" => None,
+            hash => Some(
+                PasswordHash::parse(hash)
+                    .map_err(|e| ApplianceError::invalid("web.admin_password_hash", e.to_string()))?,
+            ),
+        };
+        Ok(Self {
+            room_name,
+            camera,
+            microphone,
+            speaker,
+            resolution,
+            framerate,
+            codec,
+            bind,
+            https_port,
+            http_port,
+            board_profile,
+            require_key: file.e2ee.require_key,
+            state_dir,
+            admin_password,
+        })
+    }
+
+    /// The settings the web page may change.
+    pub fn editable(&self) -> EditableSettings {
+        EditableSettings {
+            room_name: self.room_name.clone(),
+            camera: self.camera.clone(),
+            microphone: self.microphone.clone(),
+            speaker: self.speaker.clone(),
+            resolution: format!("{}x{}", self.resolution.width, self.resolution.height),
+            framerate: i64::from(self.framerate),
+            codec: match self.codec {
+                Codec::Vp8 => "vp8".to_owned(),
+                Codec::H264 => "h264".to_owned(),
+            },
+            require_key: self.require_key,
+        }
+    }
+}
+
+/// The settings the web page changes (`GET`/`PUT /api/settings`), stored as
+/// `<state_dir>/settings.toml` over the config file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditableSettings {
+    pub room_name: String,
+    pub camera: String,
+    pub microphone: String,
+    pub speaker: String,
+    pub resolution: String,
+    pub framerate: i64,
+    pub codec: String,
+    pub require_key: bool,
+}
+
+impl EditableSettings {
+    /// `file` with these settings applied.
+    pub fn apply_to(&self, file: &ConfigFile) -> ConfigFile {
+        let mut out = file.clone();
+        out.room.name = self.room_name.clone();
+        out.devices.camera = self.camera.clone();
+        out.devices.microphone = self.microphone.clone();
+        out.devices.speaker = self.speaker.clone();
+        out.video.resolution = self.resolution.clone();
+        out.video.framerate = self.framerate;
+        out.video.codec = self.codec.clone();
+        out.e2ee.require_key = self.require_key;
+        out
+    }
+}
+
+/// Parses a config document (no validation beyond the key names and types).
+pub fn parse_config(text: &str) -> Result<ConfigFile, ApplianceError> {
+    toml::from_str(text).map_err(|e| ApplianceError::ConfigSyntax { path: "config".to_owned(), message: e.to_string() })
+}
+
+/// Serialises a config document as TOML.
+pub fn render_config(file: &ConfigFile) -> String {
+    // Serialising plain structs of strings, integers and booleans cannot fail.
+    toml::to_string(file).unwrap_or_default()
+}
+
+/// The config file plus the web page's overlay, validated, and where to save changes.
+#[derive(Debug)]
+pub struct ConfigStore {
+    base: ConfigFile,
+    settings: Settings,
+}
+
+impl ConfigStore {
+    /// Reads and validates `path` and the overlay in its state directory.
+    pub fn load(path: &Path) -> Result<Self, ApplianceError> {
+        let text = fs::read_to_string(path).map_err(|e| ApplianceError::io(path, e))?;
+        let base = toml::from_str::<ConfigFile>(&text)
+            .map_err(|e| ApplianceError::ConfigSyntax { path: path.display().to_string(), message: e.to_string() })?;
+        Self::from_base(base)
+    }
+
+    /// Validates `base` and applies the overlay found in its state directory.
+    pub fn from_base(base: ConfigFile) -> Result<Self, ApplianceError> {
+        let base_settings = Settings::from_file(&base)?;
+        let overlay_path = base_settings.state_dir.join(SETTINGS_OVERLAY);
+        let effective = match fs::read_to_string(&overlay_path) {
+            Ok(text) => {
+                let edit: EditableSettings = toml::from_str(&text).map_err(|e| ApplianceError::ConfigSyntax {
+                    path: overlay_path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                edit.apply_to(&base)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => base.clone(),
+            Err(e) => return Err(ApplianceError::io(overlay_path, e)),
+        };
+        let settings = Settings::from_file(&effective)?;
+        Ok(Self { base, settings })
+    }
+
+    /// The config file as read, without the overlay.
+    pub fn base(&self) -> &ConfigFile {
+        &self.base
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Validates `edit`, writes it atomically to the overlay, and makes it current.
+    pub fn update(&mut self, edit: &EditableSettings) -> Result<(), ApplianceError> {
+        let settings = Settings::from_file(&edit.apply_to(&self.base))?;
+        ensure_state_dir(&settings.state_dir)?;
+        // Plain strings, integers and booleans: serialising cannot fail.
+        let text = toml::to_string(edit).unwrap_or_default();
+        write_atomic(&settings.state_dir.join(SETTINGS_OVERLAY), text.as_bytes(), 0o644)?;
+        self.settings = settings;
+        Ok(())
+    }
+}
+
+/// Creates the state directory (mode 0700) if it does not exist.
+pub fn ensure_state_dir(dir: &Path) -> Result<(), ApplianceError> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| ApplianceError::io(dir, e))
+}
+
+/// Writes a device secret (mode 0600) atomically.
+pub fn write_secret(path: &Path, contents: &[u8]) -> Result<(), ApplianceError> {
+    write_atomic(path, contents, 0o600)
+}
+
+/// Replaces `path` with `contents` so that a crash at any moment leaves the
+/// old or the new content: write `.<name>.tmp` in the same directory, fsync,
+/// rename over `path`, fsync the directory. One writer per path at a time.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), ApplianceError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        ApplianceError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| ApplianceError::io(&tmp, e))?;
+    // `mode` only applies to new files; a leftover temp file keeps its own.
+    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| ApplianceError::io(&tmp, e))?;
+    file.write_all(contents).map_err(|e| ApplianceError::io(&tmp, e))?;
+    file.sync_all().map_err(|e| ApplianceError::io(&tmp, e))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(|e| ApplianceError::io(path, e))?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| ApplianceError::io(dir, e))
+}
+
+fn check_text(key: &str, value: &str, max: usize) -> Result<String, ApplianceError> {
+    let len = value.chars().count();
+    if len == 0 || value.trim().is_empty() {
+        return Err(ApplianceError::invalid(key, "is empty"));
+    }
+    if len > max {
+        return Err(ApplianceError::invalid(key, format!("is {len} characters, longer than {max}")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApplianceError::invalid(key, "contains control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_resolution(key: &str, value: &str) -> Result<Resolution, ApplianceError> {
+    let bad = || ApplianceError::invalid(key, format!("`{}` is not <width>x<height>", shorten(value)));
+    let (w, h) = value.split_once('x').ok_or_else(bad)?;
+    let all_digits = |s: &str| !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(w) || !all_digits(h) {
+        return Err(bad());
+    }
+    let (width, height) = (w.parse::<u32>().map_err(|_| bad())?, h.parse::<u32>().map_err(|_| bad())?);
+    if !(160..=1920).contains(&width) || !(120..=1080).contains(&height) {
+        return Err(ApplianceError::invalid(key, format!("{width}x{height} is not between 160x120 and 1920x1080")));
+    }
+    if width % 2 != 0 || height % 2 != 0 {
+        return Err(ApplianceError::invalid(key, format!("{width}x{height} has an odd width or height")));
+    }
+    Ok(Resolution { width, height })
+}
+
+fn check_port(key: &str, value: i64) -> Result<u16, ApplianceError> {
+    u16::try_from(value).map_err(|_| ApplianceError::invalid(key, format!("{value} is not between 0 and 65535")))
+}
+
+/// The first 32 characters of a user value, for error messages.
+fn shorten(s: &str) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(32).collect();
+    if s.chars().count() > 32 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base_with(f: impl FnOnce(&mut ConfigFile)) -> ConfigFile {
+        let mut c = ConfigFile::default();
+        f(&mut c);
+        c
+    }
+
+    fn error_of(c: &ConfigFile) -> String {
+        Settings::from_file(c).expect_err("should be refused").to_string()
+    }
+
+    #[test]
+    fn shipped_config_is_the_default() {
+        let text = include_str!("../../../dist/config/cloakroom.toml");
+        let file = parse_config(text).expect("shipped config parses");
+        assert_eq!(file, ConfigFile::default());
+        let s = Settings::from_file(&file).expect("shipped config is valid");
+        assert_eq!(s.framerate, 30);
+        assert_eq!(s.resolution, Resolution { width: 1280, height: 720 });
+        assert!(s.require_key);
+        assert!(s.admin_password.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_problem() {
+        assert_eq!(error_of(&base_with(|c| c.video.framerate = 0)), "video.framerate: 0 is not between 1 and 60");
+        assert_eq!(error_of(&base_with(|c| c.video.framerate = 61)), "video.framerate: 61 is not between 1 and 60");
+        assert_eq!(
+            error_of(&base_with(|c| c.video.codec = "av1".into())),
+            "video.codec: `av1` is not \"vp8\" or \"h264\""
+        );
+        assert_eq!(error_of(&base_with(|c| c.room.name = String::new())), "room.name: is empty");
+        assert_eq!(error_of(&base_with(|c| c.room.name = "a\u{7}b".into())), "room.name: contains control characters");
+        assert_eq!(
+            error_of(&base_with(|c| c.video.resolution = "1280*720".into())),
+            "video.resolution: `1280*720` is not <width>x<height>"
+        );
+        assert_eq!(
+            error_of(&base_with(|c| c.video.resolution = "4096x2160".into())),
+            "video.resolution: 4096x2160 is not between 160x120 and 1920x1080"
+        );
+        assert_eq!(
+            error_of(&base_with(|c| c.web.https_port = 70000)),
+            "web.https_port: 70000 is not between 0 and 65535"
+        );
+        assert_eq!(error_of(&base_with(|c| c.web.http_port = 443)), "web.http_port: 443 is also web.https_port");
+        assert_eq!(error_of(&base_with(|c| c.web.bind = "example".into())), "web.bind: `example` is not an IP address");
+        assert!(
+            error_of(&base_with(|c| c.board.profile = "pi3".into())).starts_with("board.profile: `pi3` is not one of")
+        );
+        assert_eq!(
+            error_of(&base_with(|c| c.paths.state_dir = "state".into())),
+            "paths.state_dir: `state` is not an absolute path"
+        );
+        assert!(
+            error_of(&base_with(|c| c.web.admin_password_hash = RedactedString::new("x".into())))
+                .starts_with("web.admin_password_hash: ")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused() {
+        let e = parse_config("[video]\nframerte = 30\n").expect_err("typo refused").to_string();
+        assert!(e.contains("framerte"), "{e}");
+        let e = parse_config("[video]\nframerate = \"thirty\"\n").expect_err("type refused").to_string();
+        assert!(e.contains("framerate"), "{e}");
+    }
+
+    #[test]
+    fn render_parses_back() {
+        let c = base_with(|c| {
+            c.room.name = "Board room \"A\"".into();
+            c.video.codec = "h264".into();
+        });
+        assert_eq!(parse_config(&render_config(&c)).expect("round trip"), c);
+    }
+
+    #[test]
+    fn password_hash_is_redacted_in_debug() {
+        let c = base_with(|c| c.web.admin_password_hash = RedactedString::new("pbkdf2-sha256$1$00$00".into()));
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("[redacted]") && !dbg.contains("pbkdf2-sha256"), "{dbg}");
+    }
+
+    #[test]
+    fn overlay_is_saved_atomically_and_reloaded() {
+        let dir = std::env::temp_dir().join(format!("cloakroom-config-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let base = base_with(|c| c.paths.state_dir = dir.join("state").display().to_string());
+        let mut store = ConfigStore::from_base(base.clone()).expect("valid");
+        let mut edit = store.settings().editable();
+        edit.room_name = "Aquarium".into();
+        edit.framerate = 15;
+        store.update(&edit).expect("saved");
+        let again = ConfigStore::from_base(base.clone()).expect("reloads");
+        assert_eq!(again.settings().room_name, "Aquarium");
+        assert_eq!(again.settings().framerate, 15);
+        edit.framerate = 0;
+        let e = store.update(&edit).expect_err("refused").to_string();
+        assert_eq!(e, "video.framerate: 0 is not between 1 and 60");
+        assert_eq!(ConfigStore::from_base(base).expect("reloads").settings().framerate, 15);
+        let mode = fs::metadata(dir.join("state")).expect("dir").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        write_secret(&dir.join("state/secret"), b"s").expect("secret");
+        let mode = fs::metadata(dir.join("state/secret")).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

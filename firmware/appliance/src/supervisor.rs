@@ -1,0 +1,519 @@
+//! The room's state machine, as pure logic in the sans-I/O style of str0m's
+//! `Rtc`: inputs go in with the current time (`handle_input(now, input)`),
+//! what to do comes out of [`Supervisor::poll_output`], and timers are asked
+//! for with [`Output::Timeout`] and delivered with [`Supervisor::handle_timeout`].
+//!
+//! States: idle → joining → in meeting → leaving → idle. A failed join or a
+//! lost meeting goes to `error`, which retries with exponential back-off
+//! (1 s doubling to 60 s) while the room still wants the meeting.
+//!
+//! The verification string lets people compare the meeting key out loud
+//! without showing it: see [`verification_string`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use cloakroom_frame::KeyMaterial;
+use cloakroom_frame::jitsi::{JitsiKey, MediaKind};
+use cloakroom_meeting::MeetingLink;
+use hkdf::Hkdf;
+use serde::Serialize;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// How long a join may take before it counts as failed.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long leaving may take before the room is idle anyway.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// First retry delay; it doubles per failure up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Events for the supervisor, from the web page, the mute button, the
+/// connector and the media pipelines.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Input {
+    /// Join this meeting (web page or scanned link).
+    Join(MeetingLink),
+    /// Leave the meeting, or stop retrying.
+    Leave,
+    /// Mute or unmute the microphone.
+    SetMute(bool),
+    /// The mute button was pressed.
+    ToggleMute,
+    /// The connector is in the room.
+    Joined,
+    /// The connector could not join.
+    JoinFailed(String),
+    /// The meeting was lost (server gone, ICE failed).
+    Disconnected(String),
+    /// The connector has left.
+    Left,
+    /// Someone joined the meeting.
+    ParticipantJoined { id: String, display: String },
+    /// Someone left the meeting.
+    ParticipantLeft { id: String },
+    /// Latest media numbers.
+    Media(MediaStats),
+    /// Latest device report (as `cloakroom devices --json`).
+    Devices(serde_json::Value),
+}
+
+/// What the daemon should do.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Output {
+    /// Start joining this meeting.
+    StartJoin(MeetingLink),
+    /// Leave the meeting (or abandon a join in progress).
+    Leave,
+    /// Mute (`true`) or unmute the microphone.
+    SetMute(bool),
+    /// Call [`Supervisor::handle_timeout`] at this instant.
+    Timeout(Instant),
+}
+
+/// The state names shown in [`Status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomState {
+    Idle,
+    Joining,
+    InMeeting,
+    Leaving,
+    Error,
+}
+
+/// A participant in the meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Participant {
+    pub id: String,
+    pub display: String,
+}
+
+/// Media numbers, from the pipelines and WebRTC stats.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MediaStats {
+    pub send_bitrate_kbps: u32,
+    pub receive_bitrate_kbps: u32,
+    pub packet_loss_percent: f32,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+}
+
+/// Encryption state of the meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Encryption {
+    pub encrypted: bool,
+    /// Digit groups derived from the key (see [`verification_string`]).
+    pub verification: Option<String>,
+}
+
+/// Everything the page, the room screen and `/metrics` show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub state: RoomState,
+    /// The meeting, with its key redacted.
+    pub meeting: Option<String>,
+    pub muted: bool,
+    pub participants: Vec<Participant>,
+    pub devices: serde_json::Value,
+    pub encryption: Encryption,
+    pub media: MediaStats,
+    /// Why the last join failed or the meeting was lost.
+    pub error: Option<String>,
+    /// Failed attempts in a row.
+    pub attempts: u32,
+    /// Milliseconds until the next retry, in the error state.
+    pub retry_in_ms: Option<u64>,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    Joining { deadline: Instant },
+    InMeeting,
+    Leaving { deadline: Instant },
+    Error { retry_at: Instant },
+}
+
+/// The room's state machine.
+#[derive(Debug)]
+pub struct Supervisor {
+    state: State,
+    link: Option<MeetingLink>,
+    verification: Option<String>,
+    muted: bool,
+    participants: Vec<Participant>,
+    devices: serde_json::Value,
+    media: MediaStats,
+    error: Option<String>,
+    attempts: u32,
+    now: Option<Instant>,
+    outputs: VecDeque<Output>,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Supervisor {
+    /// An idle room, microphone on.
+    pub fn new() -> Self {
+        Self {
+            state: State::Idle,
+            link: None,
+            verification: None,
+            muted: false,
+            participants: Vec::new(),
+            devices: serde_json::Value::Null,
+            media: MediaStats::default(),
+            error: None,
+            attempts: 0,
+            now: None,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Feeds one event.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.now = Some(now);
+        match input {
+            Input::Join(link) => self.join(now, link),
+            Input::Leave => self.leave(now),
+            Input::SetMute(m) => self.set_mute(m),
+            Input::ToggleMute => self.set_mute(!self.muted),
+            Input::Joined => {
+                if matches!(self.state, State::Joining { .. }) {
+                    self.state = State::InMeeting;
+                    self.attempts = 0;
+                    self.error = None;
+                }
+            }
+            Input::JoinFailed(reason) => {
+                if matches!(self.state, State::Joining { .. }) {
+                    self.fail(now, reason);
+                }
+            }
+            Input::Disconnected(reason) => {
+                if matches!(self.state, State::InMeeting | State::Joining { .. }) {
+                    self.fail(now, reason);
+                }
+            }
+            Input::Left => {
+                if matches!(self.state, State::Leaving { .. }) {
+                    self.become_idle();
+                }
+            }
+            Input::ParticipantJoined { id, display } => {
+                if matches!(self.state, State::InMeeting | State::Joining { .. }) {
+                    self.participants.retain(|p| p.id != id);
+                    self.participants.push(Participant { id, display });
+                }
+            }
+            Input::ParticipantLeft { id } => self.participants.retain(|p| p.id != id),
+            Input::Media(stats) => self.media = stats,
+            Input::Devices(devices) => self.devices = devices,
+        }
+    }
+
+    /// Delivers a timer asked for with [`Output::Timeout`] (early or late calls are fine).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        match self.state {
+            State::Joining { deadline } if now >= deadline => {
+                self.outputs.push_back(Output::Leave);
+                self.fail(now, format!("no answer within {} s", JOIN_TIMEOUT.as_secs()));
+            }
+            State::Leaving { deadline } if now >= deadline => self.become_idle(),
+            State::Error { retry_at } if now >= retry_at => {
+                if let Some(link) = self.link.clone() {
+                    self.start_join(now, link);
+                } else {
+                    self.become_idle();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The room as the page shows it.
+    pub fn status(&self) -> Status {
+        let state = match self.state {
+            State::Idle => RoomState::Idle,
+            State::Joining { .. } => RoomState::Joining,
+            State::InMeeting => RoomState::InMeeting,
+            State::Leaving { .. } => RoomState::Leaving,
+            State::Error { .. } => RoomState::Error,
+        };
+        let retry_in_ms = match (&self.state, self.now) {
+            (State::Error { retry_at }, Some(now)) => {
+                Some(u64::try_from(retry_at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX))
+            }
+            _ => None,
+        };
+        let in_meeting = matches!(self.state, State::InMeeting);
+        Status {
+            state,
+            meeting: self.link.as_ref().map(ToString::to_string),
+            muted: self.muted,
+            participants: self.participants.clone(),
+            devices: self.devices.clone(),
+            encryption: Encryption {
+                encrypted: in_meeting && self.verification.is_some(),
+                verification: self.verification.clone(),
+            },
+            media: self.media.clone(),
+            error: self.error.clone(),
+            attempts: self.attempts,
+            retry_in_ms,
+        }
+    }
+
+    fn join(&mut self, now: Instant, link: MeetingLink) {
+        match self.state {
+            State::Idle | State::Error { .. } => {
+                self.attempts = 0;
+                self.error = None;
+                self.start_join(now, link);
+            }
+            // Switching meetings: leave first, the caller joins again once idle.
+            State::Joining { .. } | State::InMeeting | State::Leaving { .. } => {
+                self.error = Some("already in a meeting: leave first".to_owned());
+            }
+        }
+    }
+
+    fn start_join(&mut self, now: Instant, link: MeetingLink) {
+        self.verification = Some(verification_string(link.key()));
+        self.link = Some(link.clone());
+        let deadline = now + JOIN_TIMEOUT;
+        self.state = State::Joining { deadline };
+        self.outputs.push_back(Output::StartJoin(link));
+        self.outputs.push_back(Output::SetMute(self.muted));
+        self.outputs.push_back(Output::Timeout(deadline));
+    }
+
+    fn leave(&mut self, now: Instant) {
+        match self.state {
+            State::Joining { .. } | State::InMeeting => {
+                let deadline = now + LEAVE_TIMEOUT;
+                self.state = State::Leaving { deadline };
+                self.outputs.push_back(Output::Leave);
+                self.outputs.push_back(Output::Timeout(deadline));
+            }
+            State::Error { .. } => self.become_idle(),
+            State::Idle | State::Leaving { .. } => {}
+        }
+    }
+
+    fn set_mute(&mut self, muted: bool) {
+        if self.muted != muted {
+            self.muted = muted;
+            self.outputs.push_back(Output::SetMute(muted));
+        }
+    }
+
+    fn fail(&mut self, now: Instant, reason: String) {
+        self.attempts = self.attempts.saturating_add(1);
+        let retry_at = now + backoff(self.attempts);
+        self.error = Some(reason);
+        self.participants.clear();
+        self.state = State::Error { retry_at };
+        self.outputs.push_back(Output::Timeout(retry_at));
+    }
+
+    fn become_idle(&mut self) {
+        self.state = State::Idle;
+        self.link = None;
+        self.verification = None;
+        self.participants.clear();
+        self.media = MediaStats::default();
+    }
+}
+
+/// Retry delay after `attempts` failures in a row: 1 s, 2 s, 4 s … 60 s.
+pub fn backoff(attempts: u32) -> Duration {
+    let exp = attempts.saturating_sub(1).min(6);
+    (FIRST_BACKOFF * (1u32 << exp)).min(MAX_BACKOFF)
+}
+
+/// Label of the verification derivation.
+const VERIFICATION_LABEL: &[u8] = b"cloakroom/verification/v1";
+
+/// Five groups of three digits derived from the meeting key, to read out
+/// loud and compare with other participants.
+///
+/// Derivation: the `jitsi` frame key (HKDF-SHA-256 of the material, as the
+/// frames use) seals 32 zero bytes as an Opus frame under a fixed IV; the
+/// sealed frame is the input of HKDF-SHA-256 (salt = the label above), whose
+/// first 8 bytes, big-endian, modulo 10^15 give the digits. Going through
+/// the frame key checks the key the frames are actually encrypted with; the
+/// output is one-way, so the string reveals nothing usable about the key
+/// (about 50 bits of a one-way function, for comparison only).
+pub fn verification_string(key: &KeyMaterial) -> String {
+    const IV: [u8; 12] = *b"cloakroom-vs";
+    let frame_key = JitsiKey::new(0, key.clone());
+    // A 32-byte Opus payload is within every limit `seal` checks.
+    let sealed = Zeroizing::new(frame_key.seal(MediaKind::Opus, &IV, &[0u8; 32]).unwrap_or_default());
+    let mut out = Zeroizing::new([0u8; 8]);
+    // 8 bytes is a valid HKDF-SHA-256 output length; the result is ignored safely.
+    let _ = Hkdf::<Sha256>::new(Some(VERIFICATION_LABEL), &sealed).expand(b"digits", &mut *out);
+    let n = u64::from_be_bytes(*out) % 1_000_000_000_000_000;
+    let digits = format!("{n:015}");
+    digits.as_bytes().chunks(3).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINK: &str = "janus+wss://sfu.example:8989/janus?room=1234#e2ee=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+    fn link() -> MeetingLink {
+        MeetingLink::parse(LINK).expect("valid link")
+    }
+
+    fn drain(s: &mut Supervisor) -> Vec<Output> {
+        std::iter::from_fn(|| s.poll_output()).collect()
+    }
+
+    #[test]
+    fn join_meet_leave() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        assert_eq!(s.status().state, RoomState::Idle);
+        s.handle_input(t0, Input::Join(link()));
+        let out = drain(&mut s);
+        assert!(matches!(&out[0], Output::StartJoin(l) if l.server_url() == "wss://sfu.example:8989/janus"));
+        assert!(matches!(out[1], Output::SetMute(false)));
+        assert!(matches!(out[2], Output::Timeout(t) if t == t0 + JOIN_TIMEOUT));
+        assert_eq!(s.status().state, RoomState::Joining);
+        assert!(!s.status().encryption.encrypted, "not encrypted before the meeting is up");
+
+        s.handle_input(t0 + Duration::from_secs(2), Input::Joined);
+        s.handle_input(t0, Input::ParticipantJoined { id: "7".into(), display: "Ana".into() });
+        let st = s.status();
+        assert_eq!(st.state, RoomState::InMeeting);
+        assert!(st.encryption.encrypted);
+        assert_eq!(st.participants.len(), 1);
+        // The join deadline passing while in the meeting changes nothing.
+        s.handle_timeout(t0 + JOIN_TIMEOUT);
+        assert_eq!(s.status().state, RoomState::InMeeting);
+
+        let json = serde_json::to_string(&st).expect("serialises");
+        assert!(json.contains("\"state\":\"in_meeting\""), "{json}");
+        assert!(json.contains("[redacted]") && !json.contains("AAECAwQF"), "key never in status: {json}");
+
+        s.handle_input(t0 + Duration::from_secs(60), Input::Leave);
+        assert!(matches!(drain(&mut s)[0], Output::Leave));
+        assert_eq!(s.status().state, RoomState::Leaving);
+        s.handle_input(t0 + Duration::from_secs(61), Input::Left);
+        let st = s.status();
+        assert_eq!(st.state, RoomState::Idle);
+        assert!(st.participants.is_empty() && st.meeting.is_none() && st.encryption.verification.is_none());
+    }
+
+    #[test]
+    fn failures_retry_with_backoff_until_left() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        drain(&mut s);
+        let mut now = t0;
+        for attempt in 1..=8u32 {
+            s.handle_input(now, Input::JoinFailed("connection refused".into()));
+            let out = drain(&mut s);
+            let retry_at = match out.as_slice() {
+                [Output::Timeout(t)] => *t,
+                other => panic!("attempt {attempt}: {other:?}"),
+            };
+            assert_eq!(retry_at - now, backoff(attempt));
+            let st = s.status();
+            assert_eq!((st.state, st.attempts), (RoomState::Error, attempt));
+            assert_eq!(st.error.as_deref(), Some("connection refused"));
+            // Too early: nothing happens.
+            s.handle_timeout(retry_at - Duration::from_millis(1));
+            assert!(drain(&mut s).is_empty());
+            now = retry_at;
+            s.handle_timeout(now);
+            assert!(matches!(drain(&mut s)[0], Output::StartJoin(_)));
+            assert_eq!(s.status().state, RoomState::Joining);
+        }
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(4));
+        assert_eq!(backoff(8), MAX_BACKOFF);
+        s.handle_input(now, Input::JoinFailed("again".into()));
+        s.handle_input(now, Input::Leave);
+        assert_eq!(s.status().state, RoomState::Idle);
+        drain(&mut s);
+        s.handle_timeout(now + MAX_BACKOFF);
+        assert!(drain(&mut s).is_empty(), "no retry after leaving");
+    }
+
+    #[test]
+    fn join_timeout_and_lost_meeting_become_errors() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        drain(&mut s);
+        s.handle_timeout(t0 + JOIN_TIMEOUT);
+        let out = drain(&mut s);
+        assert!(matches!(out[0], Output::Leave));
+        assert_eq!(s.status().state, RoomState::Error);
+        assert_eq!(s.status().retry_in_ms, Some(1000));
+        s.handle_timeout(t0 + JOIN_TIMEOUT + Duration::from_secs(1));
+        s.handle_input(t0 + Duration::from_secs(40), Input::Joined);
+        assert_eq!(s.status().attempts, 0);
+        s.handle_input(t0 + Duration::from_secs(50), Input::Disconnected("ICE failed".into()));
+        assert_eq!(s.status().state, RoomState::Error);
+        assert_eq!(s.status().error.as_deref(), Some("ICE failed"));
+    }
+
+    #[test]
+    fn leave_timeout_goes_idle_and_second_join_is_refused() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        s.handle_input(t0, Input::Joined);
+        s.handle_input(t0, Input::Join(link()));
+        assert_eq!(s.status().state, RoomState::InMeeting);
+        assert!(s.status().error.is_some());
+        s.handle_input(t0, Input::Leave);
+        s.handle_timeout(t0 + LEAVE_TIMEOUT);
+        assert_eq!(s.status().state, RoomState::Idle);
+    }
+
+    #[test]
+    fn mute_is_kept_and_toggled() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::ToggleMute);
+        assert!(matches!(drain(&mut s).as_slice(), [Output::SetMute(true)]));
+        s.handle_input(t0, Input::SetMute(true));
+        assert!(drain(&mut s).is_empty(), "no output when nothing changes");
+        s.handle_input(t0, Input::Join(link()));
+        let out = drain(&mut s);
+        assert!(out.iter().any(|o| matches!(o, Output::SetMute(true))), "a new meeting starts muted: {out:?}");
+        assert!(s.status().muted);
+    }
+
+    #[test]
+    fn verification_string_is_stable_per_key_and_hides_it() {
+        let a = verification_string(link().key());
+        assert_eq!(a, verification_string(link().key()));
+        assert_eq!(a.len(), 19);
+        assert!(a.split(' ').all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit())), "{a}");
+        let other = MeetingLink::parse("janus+wss://sfu.example/janus?room=1234#passphrase=hello").expect("valid");
+        assert_ne!(verification_string(other.key()), a);
+    }
+}

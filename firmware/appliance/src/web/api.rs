@@ -1,0 +1,190 @@
+//! The JSON API's request bodies and their validation (pure, fuzzed).
+//!
+//! Bodies are JSON (RFC 8259) objects with exactly the documented fields;
+//! unknown fields, wrong types, over-long or odd strings are refused with
+//! an [`ApiError`] naming the field.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cloakroom_meeting::MeetingLink;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{EditableSettings, Settings};
+
+/// Longest request body accepted, in bytes.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// `POST /api/pair`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairRequest {
+    pub code: String,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `POST /api/scan`: a join-by-scan token from `/join#t=<token>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    pub token: String,
+}
+
+/// `POST /api/join`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub link: String,
+}
+
+/// `POST /api/mute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MuteRequest {
+    pub muted: bool,
+}
+
+/// An API error: HTTP status and `{"error": {"code", "message", "field"}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None, retry_after_secs: None }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self { field: Some(field.to_owned()), ..Self::new(StatusCode::BAD_REQUEST, "invalid_field", message) }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "no_session", "pair with the code on the room screen first")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": { "code": self.code, "message": self.message, "field": self.field }
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+/// Parses a JSON body into `T`, refusing unknown fields and wrong types.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large"));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        // serde_json's messages name fields and types, never echo string values.
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("invalid JSON body: {e}"))
+    })
+}
+
+/// Validates a pairing request: 6 digits, password at most 256 bytes.
+pub fn validate_pair(req: &PairRequest) -> Result<(), ApiError> {
+    if req.code.len() != 6 || !req.code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::field("code", "the code is 6 digits"));
+    }
+    if req.password.as_ref().is_some_and(|p| p.len() > 256 || p.chars().any(char::is_control)) {
+        return Err(ApiError::field("password", "the password is at most 256 bytes without control characters"));
+    }
+    Ok(())
+}
+
+/// Validates a scan token: 32 lower-case hex digits.
+pub fn validate_scan(req: &ScanRequest) -> Result<(), ApiError> {
+    if req.token.len() != 32 || !req.token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(ApiError::field("token", "the scan link is not valid; scan the code on the room screen again"));
+    }
+    Ok(())
+}
+
+/// Parses the meeting link of a join request.
+pub fn validate_join(req: &JoinRequest) -> Result<MeetingLink, ApiError> {
+    MeetingLink::parse(req.link.trim()).map_err(|e| ApiError::field("link", e.to_string()))
+}
+
+/// Validates new settings against the config file they will be applied to.
+pub fn validate_settings(edit: &EditableSettings, base: &crate::config::ConfigFile) -> Result<Settings, ApiError> {
+    Settings::from_file(&edit.apply_to(base)).map_err(|e| match e {
+        crate::ApplianceError::InvalidSetting { key, problem } => {
+            let field = match key.as_str() {
+                "room.name" => "room_name",
+                "devices.camera" => "camera",
+                "devices.microphone" => "microphone",
+                "devices.speaker" => "speaker",
+                "video.resolution" => "resolution",
+                "video.framerate" => "framerate",
+                "video.codec" => "codec",
+                other => other,
+            };
+            ApiError::field(field, format!("{field}: {problem}"))
+        }
+        other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_settings", other.to_string()),
+    })
+}
+
+/// Parses and validates the body of `method path` as the server would; for
+/// the fuzz target. Returns whether it was accepted.
+pub fn check_request(path: &str, body: &[u8]) -> bool {
+    match path {
+        "/api/pair" => parse_body::<PairRequest>(body).and_then(|r| validate_pair(&r)).is_ok(),
+        "/api/scan" => parse_body::<ScanRequest>(body).and_then(|r| validate_scan(&r)).is_ok(),
+        "/api/join" => parse_body::<JoinRequest>(body).and_then(|r| validate_join(&r).map(drop)).is_ok(),
+        "/api/mute" => parse_body::<MuteRequest>(body).is_ok(),
+        "/api/settings" => parse_body::<EditableSettings>(body)
+            .and_then(|e| validate_settings(&e, &crate::config::ConfigFile::default()).map(drop))
+            .is_ok(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_strict() {
+        assert!(check_request("/api/pair", br#"{"code":"123456"}"#));
+        assert!(!check_request("/api/pair", br#"{"code":"12345a"}"#));
+        assert!(!check_request("/api/pair", br#"{"code":"123456","admin":true}"#));
+        assert!(!check_request("/api/mute", br#"{"muted":"yes"}"#));
+        assert!(check_request("/api/mute", br#"{"muted":true}"#));
+        assert!(!check_request("/api/join", br#"{"link":"https://evil.example/"}"#));
+        assert!(check_request(
+            "/api/join",
+            br#"{"link":"janus+wss://sfu.example/janus?room=1#e2ee=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}"#
+        ));
+        assert!(!check_request("/api/pair", &vec![b' '; MAX_BODY + 1]));
+    }
+
+    #[test]
+    fn settings_errors_name_the_field() {
+        let mut edit = crate::config::Settings::from_file(&Default::default()).expect("defaults").editable();
+        edit.framerate = 0;
+        let e = validate_settings(&edit, &Default::default()).expect_err("refused");
+        assert_eq!(e.field.as_deref(), Some("framerate"));
+        assert_eq!(e.message, "framerate: 0 is not between 1 and 60");
+    }
+
+    #[test]
+    fn link_errors_do_not_echo_the_key() {
+        let req = JoinRequest { link: "janus+wss://sfu.example/janus?room=1#e2ee=SECRETSECRET".into() };
+        let e = validate_join(&req).expect_err("refused");
+        assert_eq!(e.field.as_deref(), Some("link"));
+        assert!(!e.message.contains("SECRET"), "{}", e.message);
+    }
+}

@@ -1,0 +1,651 @@
+//! The local web page and JSON API (axum over rustls), and the [`Room`]
+//! trait through which it reaches the rest of the daemon.
+//!
+//! - HTTPS on `web.https_port` with the device certificate ([`tls`]); the
+//!   plain HTTP port answers every request with a 308 redirect to HTTPS.
+//! - Sessions: cookie `__Host-cloakroom` (HttpOnly, Secure,
+//!   SameSite=Strict, Path=/; RFC 6265bis), opened by `POST /api/pair`
+//!   (admin) or `POST /api/scan` (guest, from `/join#t=<token>`).
+//! - CSRF: every state-changing request (POST, PUT) other than the two that
+//!   open a session must carry the session's token in `x-csrf-token` and a
+//!   JSON content type (so a cross-site form cannot send it).
+//! - Every `/api` route except `pair` and `scan` answers 401 without a session.
+//!
+//! The API is documented in `firmware/appliance/README.md`.
+
+pub mod api;
+pub mod tls;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cloakroom_meeting::MeetingLink;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::ApplianceError;
+use crate::config::{ConfigStore, EditableSettings};
+use crate::pairing::{PairError, Pairing, Role, SessionInfo, csrf_matches};
+use crate::supervisor::{Input, Output, RoomState, Status, Supervisor};
+use api::ApiError;
+
+/// Name of the session cookie (the `__Host-` prefix pins it to this origin, Secure, Path=/).
+pub const SESSION_COOKIE: &str = "__Host-cloakroom";
+/// Header carrying the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// What the web server needs from the daemon. The daemon implements it on
+/// top of its supervisor; [`SupervisedRoom`] is that implementation without media.
+pub trait Room: Send + Sync + 'static {
+    /// The room's status.
+    fn status(&self) -> Status;
+    /// Asks the room to join a meeting.
+    fn join(&self, link: MeetingLink) -> Result<(), ApplianceError>;
+    /// Asks the room to leave.
+    fn leave(&self);
+    /// Mutes or unmutes the microphone.
+    fn set_mute(&self, muted: bool);
+    /// The device report (as `cloakroom devices --json`).
+    fn devices(&self) -> serde_json::Value;
+}
+
+/// A [`Supervisor`] behind a mutex; its outputs go to a channel the daemon
+/// drains (start the connector, mute the pipeline, arm timers).
+#[derive(Debug)]
+pub struct SupervisedRoom {
+    supervisor: Mutex<Supervisor>,
+    outputs: mpsc::UnboundedSender<Output>,
+}
+
+impl SupervisedRoom {
+    /// A room and the receiver of its outputs.
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Output>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Arc::new(Self { supervisor: Mutex::new(Supervisor::new()), outputs: tx }), rx)
+    }
+
+    /// Feeds an event (connector, pipelines, mute button) and forwards the outputs.
+    pub fn handle_input(&self, input: Input) {
+        let mut s = lock(&self.supervisor);
+        s.handle_input(Instant::now(), input);
+        self.flush(&mut s);
+    }
+
+    /// Delivers a timer asked for by [`Output::Timeout`].
+    pub fn handle_timeout(&self) {
+        let mut s = lock(&self.supervisor);
+        s.handle_timeout(Instant::now());
+        self.flush(&mut s);
+    }
+
+    fn flush(&self, s: &mut Supervisor) {
+        while let Some(o) = s.poll_output() {
+            // Nobody listening (daemon shutting down): dropping outputs is fine.
+            let _ = self.outputs.send(o);
+        }
+    }
+}
+
+impl Room for SupervisedRoom {
+    fn status(&self) -> Status {
+        lock(&self.supervisor).status()
+    }
+
+    fn join(&self, link: MeetingLink) -> Result<(), ApplianceError> {
+        let mut s = lock(&self.supervisor);
+        if !matches!(s.status().state, RoomState::Idle | RoomState::Error) {
+            return Err(ApplianceError::JoinRefused("the room is already in a meeting; leave first".to_owned()));
+        }
+        s.handle_input(Instant::now(), Input::Join(link));
+        self.flush(&mut s);
+        Ok(())
+    }
+
+    fn leave(&self) {
+        self.handle_input(Input::Leave);
+    }
+
+    fn set_mute(&self, muted: bool) {
+        self.handle_input(Input::SetMute(muted));
+    }
+
+    fn devices(&self) -> serde_json::Value {
+        lock(&self.supervisor).status().devices
+    }
+}
+
+/// Recent log lines for the admin page (never secrets: callers log redacted values only).
+#[derive(Debug, Clone, Default)]
+pub struct LogBuffer {
+    lines: Arc<Mutex<VecDeque<LogLine>>>,
+}
+
+/// One log line.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub unix_ms: u64,
+    pub level: String,
+    pub message: String,
+}
+
+impl LogBuffer {
+    /// Lines kept.
+    pub const CAPACITY: usize = 200;
+
+    pub fn push(&self, level: &str, message: impl Into<String>) {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let mut lines = lock(&self.lines);
+        if lines.len() >= Self::CAPACITY {
+            lines.pop_front();
+        }
+        lines.push_back(LogLine { unix_ms, level: level.to_owned(), message: message.into() });
+    }
+
+    pub fn lines(&self) -> Vec<LogLine> {
+        lock(&self.lines).iter().cloned().collect()
+    }
+}
+
+/// Shared pieces the web server runs on.
+#[derive(Clone)]
+pub struct WebContext {
+    pub room: Arc<dyn Room>,
+    pub pairing: Arc<Mutex<Pairing>>,
+    pub config: Arc<Mutex<ConfigStore>>,
+    pub logs: LogBuffer,
+}
+
+/// A running web server.
+#[derive(Debug)]
+pub struct WebServer {
+    /// Where HTTPS listens.
+    pub https_addr: SocketAddr,
+    /// Where the HTTP redirect listens.
+    pub http_addr: SocketAddr,
+    /// SHA-256 fingerprint of the device certificate.
+    pub fingerprint: String,
+    /// The device certificate (DER), e.g. for a client to trust.
+    pub certificate: Vec<u8>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl WebServer {
+    /// Binds both ports from the settings, loads or makes the device
+    /// certificate, and serves until dropped. Must run inside a tokio runtime.
+    pub async fn start(ctx: WebContext) -> Result<Self, ApplianceError> {
+        let settings = lock(&ctx.config).settings().clone();
+        let names = vec![mdns_name(&settings.room_name), "localhost".to_owned(), settings.bind.to_string()];
+        let cert = tls::DeviceCertificate::load_or_create(&settings.state_dir, &names)?;
+        let fingerprint = cert.fingerprint();
+        let https_tcp = TcpListener::bind((settings.bind, settings.https_port))
+            .await
+            .map_err(|e| ApplianceError::io(format!("https port {}", settings.https_port), e))?;
+        let http_tcp = TcpListener::bind((settings.bind, settings.http_port))
+            .await
+            .map_err(|e| ApplianceError::io(format!("http port {}", settings.http_port), e))?;
+        let https_addr = https_tcp.local_addr().map_err(|e| ApplianceError::io("https port", e))?;
+        let http_addr = http_tcp.local_addr().map_err(|e| ApplianceError::io("http port", e))?;
+        let tls_listener =
+            tls::TlsListener::new(https_tcp, cert.server_config()?).map_err(|e| ApplianceError::io("https port", e))?;
+
+        let app = router(AppState { ctx, fingerprint: fingerprint.clone() });
+        let https_port = https_addr.port();
+        let redirect = Router::new().fallback(move |headers: HeaderMap, req: Request| async move {
+            redirect_to_https(&headers, req.uri(), https_port)
+        });
+        let tasks = vec![
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(tls_listener, app).await {
+                    tracing::error!("https server stopped: {e}");
+                }
+            }),
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(http_tcp, redirect).await {
+                    tracing::error!("http redirect stopped: {e}");
+                }
+            }),
+        ];
+        Ok(Self { https_addr, http_addr, fingerprint, certificate: cert.der().to_vec(), tasks })
+    }
+}
+
+impl Drop for WebServer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    ctx: WebContext,
+    fingerprint: String,
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { page(INDEX_HTML) }))
+        .route("/join", get(|| async { page(JOIN_HTML) }))
+        .route("/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
+        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/pair", post(pair))
+        .route("/api/scan", post(scan))
+        .route("/api/session", get(session))
+        .route("/api/logout", post(logout))
+        .route("/api/status", get(status))
+        .route("/api/join", post(join))
+        .route("/api/leave", post(leave))
+        .route("/api/mute", post(mute))
+        .route("/api/settings", get(settings_get).put(settings_put))
+        .route("/api/devices", get(devices))
+        .route("/api/logs", get(logs))
+        .route("/api/join-token", get(join_token))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+const INDEX_HTML: &str = include_str!("pages/index.html");
+const JOIN_HTML: &str = include_str!("pages/join.html");
+const APP_CSS: &str = include_str!("pages/app.css");
+const APP_JS: &str = include_str!("pages/app.js");
+
+fn page(html: &'static str) -> Response {
+    asset("text/html; charset=utf-8", html)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/api") {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route").into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
+}
+
+/// Which sessions may use a route.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    AdminOnly,
+    AdminOrGuest,
+}
+
+/// Finds the session of the request; for POST/PUT also checks the CSRF
+/// header and the JSON content type.
+fn authorize(st: &AppState, method: &Method, headers: &HeaderMap, access: Access) -> Result<SessionInfo, ApiError> {
+    let token = session_cookie(headers).ok_or_else(ApiError::unauthorized)?;
+    let session = lock(&st.ctx.pairing).session(Instant::now(), &token).ok_or_else(ApiError::unauthorized)?;
+    if access == Access::AdminOnly && session.role != Role::Admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "admin_only", "this needs the admin session"));
+    }
+    if method != Method::GET && method != Method::HEAD {
+        check_json(headers)?;
+        let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !csrf_matches(&session, presented) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong x-csrf-token header"));
+        }
+    }
+    Ok(session)
+}
+
+fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            "send JSON (content-type: application/json)",
+        ))
+    }
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn session_response(session: crate::pairing::NewSession) -> Response {
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+        session.token.expose(),
+        session.expires_in.as_secs()
+    );
+    let body = serde_json::json!({ "role": session.role, "csrf": session.csrf.expose() });
+    let mut response = axum::Json(body).into_response();
+    match HeaderValue::from_str(&cookie) {
+        Ok(v) => {
+            response.headers_mut().insert(header::SET_COOKIE, v);
+            response
+        }
+        // Hex tokens and digits always make a valid header value.
+        Err(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cookie").into_response(),
+    }
+}
+
+fn pair_error(e: PairError) -> ApiError {
+    match e {
+        PairError::Wrong { remaining } => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong_code",
+            format!("wrong code or password; {remaining} tries left this minute"),
+        ),
+        PairError::Paused { retry_after } => {
+            let secs = retry_after.as_secs().max(1);
+            ApiError {
+                retry_after_secs: Some(secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many wrong tries; try again in {secs} s"),
+                )
+            }
+        }
+        PairError::InvalidToken => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "this scan link was used or has expired; scan the code on the room screen again",
+        ),
+    }
+}
+
+async fn pair(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    check_json(&headers)?;
+    let req: api::PairRequest = api::parse_body(&body)?;
+    api::validate_pair(&req)?;
+    let result = lock(&st.ctx.pairing).pair(Instant::now(), &req.code, req.password.as_deref());
+    match result {
+        Ok(session) => {
+            st.ctx.logs.push("info", "a browser paired as admin");
+            Ok(session_response(session))
+        }
+        Err(e) => {
+            st.ctx.logs.push("warn", "wrong pairing code");
+            Err(pair_error(e))
+        }
+    }
+}
+
+async fn scan(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    check_json(&headers)?;
+    let req: api::ScanRequest = api::parse_body(&body)?;
+    api::validate_scan(&req)?;
+    let session = lock(&st.ctx.pairing).redeem_join_token(Instant::now(), &req.token).map_err(pair_error)?;
+    st.ctx.logs.push("info", "a phone opened the join page");
+    Ok(session_response(session))
+}
+
+async fn session(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    let s = authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    Ok(axum::Json(serde_json::json!({
+        "role": s.role,
+        "csrf": s.csrf.expose(),
+        "fingerprint": st.fingerprint,
+        "needs_password": lock(&st.ctx.pairing).needs_password(),
+    }))
+    .into_response())
+}
+
+async fn logout(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    if let Some(token) = session_cookie(&headers) {
+        lock(&st.ctx.pairing).end_session(&token);
+    }
+    let mut response = axum::Json(serde_json::json!({ "ok": true })).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("__Host-cloakroom=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"),
+    );
+    Ok(response)
+}
+
+async fn status(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    let room_name = lock(&st.ctx.config).settings().room_name.clone();
+    let mut value = serde_json::to_value(st.ctx.room.status()).unwrap_or_default();
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("room_name".into(), room_name.into());
+        obj.insert("fingerprint".into(), st.fingerprint.clone().into());
+    }
+    Ok(axum::Json(value).into_response())
+}
+
+async fn join(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    let req: api::JoinRequest = api::parse_body(&body)?;
+    let link = api::validate_join(&req)?;
+    let shown = link.to_string();
+    st.ctx.room.join(link).map_err(|e| ApiError::new(StatusCode::CONFLICT, "join_refused", e.to_string()))?;
+    st.ctx.logs.push("info", format!("joining {shown}"));
+    Ok(axum::Json(serde_json::json!({ "ok": true })).into_response())
+}
+
+async fn leave(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    if !body.is_empty() {
+        api::parse_body::<serde_json::Map<String, serde_json::Value>>(&body)?;
+    }
+    st.ctx.room.leave();
+    st.ctx.logs.push("info", "leaving the meeting");
+    Ok(axum::Json(serde_json::json!({ "ok": true })).into_response())
+}
+
+async fn mute(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    let req: api::MuteRequest = api::parse_body(&body)?;
+    st.ctx.room.set_mute(req.muted);
+    Ok(axum::Json(serde_json::json!({ "ok": true, "muted": req.muted })).into_response())
+}
+
+async fn settings_get(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOnly)?;
+    let edit = lock(&st.ctx.config).settings().editable();
+    Ok(axum::Json(edit).into_response())
+}
+
+async fn settings_put(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOnly)?;
+    let edit: EditableSettings = api::parse_body(&body)?;
+    let mut store = lock(&st.ctx.config);
+    api::validate_settings(&edit, store.base())?;
+    store.update(&edit).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "save_failed", e.to_string()))?;
+    drop(store);
+    st.ctx.logs.push("info", "settings saved");
+    Ok(axum::Json(edit).into_response())
+}
+
+async fn devices(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOnly)?;
+    Ok(axum::Json(st.ctx.room.devices()).into_response())
+}
+
+async fn logs(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOnly)?;
+    Ok(axum::Json(st.ctx.logs.lines()).into_response())
+}
+
+async fn join_token(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOnly)?;
+    let token = lock(&st.ctx.pairing).join_token(Instant::now());
+    Ok(axum::Json(serde_json::json!({ "path": format!("/join#t={}", token.expose()) })).into_response())
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let s = st.ctx.room.status();
+    let failures = lock(&st.ctx.pairing).recent_failures(Instant::now());
+    let mut out = String::new();
+    out.push_str("# HELP cloakroom_room_state 1 for the room's current state.\n# TYPE cloakroom_room_state gauge\n");
+    for (name, state) in [
+        ("idle", RoomState::Idle),
+        ("joining", RoomState::Joining),
+        ("in_meeting", RoomState::InMeeting),
+        ("leaving", RoomState::Leaving),
+        ("error", RoomState::Error),
+    ] {
+        out.push_str(&format!("cloakroom_room_state{{state=\"{name}\"}} {}\n", u8::from(s.state == state)));
+    }
+    let gauges: [(&str, &str, String); 8] = [
+        ("cloakroom_participants", "Participants in the meeting.", s.participants.len().to_string()),
+        ("cloakroom_muted", "1 when the microphone is muted.", u8::from(s.muted).to_string()),
+        (
+            "cloakroom_encrypted",
+            "1 when the meeting is end-to-end encrypted.",
+            u8::from(s.encryption.encrypted).to_string(),
+        ),
+        ("cloakroom_send_bitrate_kbps", "Send bitrate.", s.media.send_bitrate_kbps.to_string()),
+        ("cloakroom_receive_bitrate_kbps", "Receive bitrate.", s.media.receive_bitrate_kbps.to_string()),
+        ("cloakroom_packet_loss_percent", "Packet loss.", s.media.packet_loss_percent.to_string()),
+        ("cloakroom_join_failures", "Failed join attempts in a row.", s.attempts.to_string()),
+        ("cloakroom_pairing_failures_recent", "Wrong pairing tries in the last minute.", failures.to_string()),
+    ];
+    for (name, help, value) in gauges {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+    }
+    for (name, help, value) in [
+        ("cloakroom_frames_sent_total", "Frames sent.", s.media.frames_sent),
+        ("cloakroom_frames_received_total", "Frames received.", s.media.frames_received),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
+
+fn redirect_to_https(headers: &HeaderMap, uri: &axum::http::Uri, https_port: u16) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = strip_port(host);
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !valid {
+        return (StatusCode::BAD_REQUEST, "missing or invalid Host header\n").into_response();
+    }
+    let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{host}{port}{path}");
+    match HeaderValue::from_str(&location) {
+        Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
+        Err(_) => (StatusCode::BAD_REQUEST, "invalid request target\n").into_response(),
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// The `<name>.local` host name derived from the room name.
+pub fn mdns_name(room_name: &str) -> String {
+    let mut label: String =
+        room_name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    while label.contains("--") {
+        label = label.replace("--", "-");
+    }
+    let label = label.trim_matches('-');
+    let label = if label.is_empty() { "cloakroom" } else { &label[..label.len().min(63)] };
+    format!("{}.local", label.trim_end_matches('-'))
+}
+
+/// Locks a mutex, carrying on after a panic elsewhere (the data are plain values).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mdns_names() {
+        assert_eq!(mdns_name("Meeting room"), "meeting-room.local");
+        assert_eq!(mdns_name("  Ärger!! 3 "), "rger-3.local");
+        assert_eq!(mdns_name("!!!"), "cloakroom.local");
+    }
+
+    #[test]
+    fn redirect_keeps_path_and_refuses_bad_hosts() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("room.local:8080"));
+        let uri: axum::http::Uri = "/join?x=1".parse().expect("uri");
+        let r = redirect_to_https(&h, &uri, 8443);
+        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(r.headers()[header::LOCATION], "https://room.local:8443/join?x=1");
+        let r = redirect_to_https(&h, &uri, 443);
+        assert_eq!(r.headers()[header::LOCATION], "https://room.local/join?x=1");
+        h.insert(header::HOST, HeaderValue::from_static("evil.example/x@"));
+        assert_eq!(redirect_to_https(&h, &uri, 443).status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1; __Host-cloakroom=abc; b=2"));
+        assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
+    }
+}

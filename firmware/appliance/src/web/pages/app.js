@@ -1,0 +1,116 @@
+// cloakroom local page: pairing, admin and the phone join page. No framework.
+"use strict";
+let csrf = null;
+const $ = (id) => document.getElementById(id);
+
+async function api(method, path, body) {
+  const headers = {};
+  if (method !== "GET") { headers["content-type"] = "application/json"; if (csrf) headers["x-csrf-token"] = csrf; }
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+  let data = null;
+  try { data = await res.json(); } catch (_) { data = null; }
+  if (!res.ok) {
+    const err = new Error((data && data.error && data.error.message) || ("HTTP " + res.status));
+    err.status = res.status; err.field = data && data.error && data.error.field;
+    throw err;
+  }
+  return data;
+}
+
+function showStatus(s) {
+  $("room-name").textContent = s.room_name || "";
+  const state = $("state");
+  state.textContent = s.state.replace("_", " ");
+  state.className = "badge" + (s.state === "in_meeting" ? " good" : s.state === "error" ? " bad" : "");
+  const enc = $("encrypted");
+  enc.textContent = s.encryption.encrypted ? "encrypted" : (s.state === "in_meeting" ? "NOT encrypted" : "");
+  enc.className = "badge" + (s.encryption.encrypted ? " good" : s.state === "in_meeting" ? " bad" : "");
+  $("meeting").textContent = s.meeting || "—";
+  $("verification").textContent = s.encryption.verification || "—";
+  $("mute").textContent = s.muted ? "Unmute" : "Mute";
+  $("mute").dataset.muted = s.muted ? "1" : "";
+  if ($("participants")) $("participants").textContent = s.participants.map((p) => p.display || p.id).join(", ") || "—";
+  if ($("media")) $("media").textContent = `send ${s.media.send_bitrate_kbps} kbit/s, receive ${s.media.receive_bitrate_kbps} kbit/s, loss ${s.media.packet_loss_percent}%`;
+  if ($("fingerprint")) $("fingerprint").textContent = s.fingerprint || "—";
+  if ($("room-error")) $("room-error").textContent = s.error ? (s.error + (s.retry_in_ms != null ? ` (retrying in ${Math.ceil(s.retry_in_ms / 1000)} s)` : "")) : "";
+}
+
+async function refresh(admin) {
+  try {
+    showStatus(await api("GET", "/api/status"));
+    if (admin) {
+      $("logs").textContent = (await api("GET", "/api/logs")).map((l) => `${new Date(l.unix_ms).toLocaleTimeString()} ${l.level} ${l.message}`).join("\n");
+      $("devices").textContent = JSON.stringify(await api("GET", "/api/devices"), null, 1);
+    }
+  } catch (e) { if (e.status === 401) location.reload(); }
+}
+
+function wireMeeting(admin) {
+  $("join-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault(); $("join-error").textContent = "";
+    try { await api("POST", "/api/join", { link: $("link").value.trim() }); $("link").value = ""; }
+    catch (e) { $("join-error").textContent = e.message; }
+    refresh(admin);
+  });
+  $("leave").addEventListener("click", async () => { try { await api("POST", "/api/leave", {}); } catch (e) { $("join-error").textContent = e.message; } refresh(admin); });
+  $("mute").addEventListener("click", async () => { try { await api("POST", "/api/mute", { muted: !$("mute").dataset.muted }); } catch (e) { $("join-error").textContent = e.message; } refresh(admin); });
+  setInterval(() => refresh(admin), 3000);
+  refresh(admin);
+}
+
+async function loadSettings() {
+  const s = await api("GET", "/api/settings");
+  const f = $("settings-form");
+  for (const [k, v] of Object.entries(s)) {
+    const el = f.elements[k]; if (!el) continue;
+    if (el.type === "checkbox") el.checked = v; else el.value = v;
+  }
+}
+
+function wireSettings() {
+  $("settings-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault(); $("settings-error").textContent = ""; $("settings-ok").textContent = "";
+    const f = ev.target.elements;
+    const body = { room_name: f.room_name.value, camera: f.camera.value, microphone: f.microphone.value, speaker: f.speaker.value,
+      resolution: f.resolution.value, framerate: Number(f.framerate.value), codec: f.codec.value, require_key: f.require_key.checked };
+    try { await api("PUT", "/api/settings", body); $("settings-ok").textContent = "Saved."; }
+    catch (e) { $("settings-error").textContent = e.message; if (e.field && f[e.field]) f[e.field].focus(); }
+  });
+}
+
+async function adminPage() {
+  try {
+    const s = await api("GET", "/api/session");
+    if (s.role !== "admin") throw Object.assign(new Error("guest"), { status: 401 });
+    csrf = s.csrf;
+    $("admin").hidden = false;
+    wireMeeting(true); wireSettings(); loadSettings();
+  } catch (_) {
+    $("pair").hidden = false;
+    $("pair-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault(); $("pair-error").textContent = "";
+      const body = { code: $("code").value.trim() };
+      if ($("password").value) body.password = $("password").value;
+      try { await api("POST", "/api/pair", body); location.reload(); }
+      catch (e) { $("pair-error").textContent = e.message; $("code").select(); }
+    });
+  }
+}
+
+async function joinPage() {
+  const m = /^#t=([0-9a-f]{32})$/.exec(location.hash);
+  if (m) {
+    history.replaceState(null, "", "/join"); // the token is single use; keep it out of history
+    try { const s = await api("POST", "/api/scan", { token: m[1] }); csrf = s.csrf; }
+    catch (e) { $("expired").hidden = false; $("scan-error").textContent = e.message; return; }
+  } else {
+    try { csrf = (await api("GET", "/api/session")).csrf; }
+    catch (_) { $("expired").hidden = false; return; }
+  }
+  $("guest").hidden = false;
+  wireMeeting(false);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  if (document.body.dataset.page === "join") joinPage(); else adminPage();
+});
