@@ -1,0 +1,372 @@
+//! The web server for real: HTTPS on 127.0.0.1 with the device certificate
+//! (trusted as the only root by the test client), the real supervisor and
+//! pairing, no media.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cloakroom_appliance::config::ConfigStore;
+use cloakroom_appliance::pairing::{CountingRandom, MAX_FAILURES, Pairing};
+use cloakroom_appliance::supervisor::Output;
+use cloakroom_appliance::web::{LogBuffer, SupervisedRoom, WebContext, WebServer};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const LINK: &str = "janus+wss://sfu.example:8989/janus?room=1234#e2ee=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+struct Device {
+    server: WebServer,
+    code: String,
+    outputs: UnboundedReceiver<Output>,
+    config_path: PathBuf,
+}
+
+/// A directory removed when the test ends.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!("cloakroom-web-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    TempDir(dir)
+}
+
+fn write_config(dir: &Path) -> PathBuf {
+    let path = dir.join("cloakroom.toml");
+    let text = format!(
+        "[web]\nbind = \"127.0.0.1\"\nhttps_port = 0\nhttp_port = 0\n[paths]\nstate_dir = \"{}\"\n",
+        dir.join("state").display()
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+async fn start(config_path: &Path, seed: u64) -> Device {
+    let store = ConfigStore::load(config_path).expect("config loads");
+    let pairing = Pairing::new(Box::new(CountingRandom::new(seed)), store.settings().admin_password.clone());
+    let code = pairing.code().expose().to_owned();
+    let (room, outputs) = SupervisedRoom::new();
+    let ctx = WebContext {
+        room,
+        pairing: Arc::new(Mutex::new(pairing)),
+        config: Arc::new(Mutex::new(store)),
+        logs: LogBuffer::default(),
+    };
+    let server = WebServer::start(ctx).await.expect("server starts");
+    Device { server, code, outputs, config_path: config_path.to_owned() }
+}
+
+/// A tiny HTTPS client keeping the session cookie and CSRF token.
+struct Client {
+    addr: SocketAddr,
+    tls: tokio_rustls::TlsConnector,
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+impl Client {
+    fn new(device: &Device) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(device.server.certificate.clone())).expect("device cert as root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Self {
+            addr: device.server.https_addr,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            cookie: None,
+            csrf: None,
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<&str>, csrf: Option<&str>) -> Reply {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let name = ServerName::try_from("localhost").expect("name");
+        let tls = self.tls.connect(name, tcp).await.expect("TLS handshake with the device certificate");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.expect("http");
+        tokio::spawn(conn);
+        let mut req = Request::builder().method(method).uri(path).header("host", "localhost");
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or("").to_owned()))).expect("request");
+        let res = sender.send_request(req).await.expect("response");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    /// A request with this client's session and CSRF token.
+    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> Reply {
+        self.send(method, path, body, self.csrf.as_deref()).await
+    }
+
+    async fn pair(&mut self, code: &str) -> Reply {
+        let r = self.send(Method::POST, "/api/pair", Some(&format!("{{\"code\":\"{code}\"}}")), None).await;
+        self.take_session(&r);
+        r
+    }
+
+    fn take_session(&mut self, r: &Reply) {
+        if let Some(set) = r.headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
+            self.cookie = set.split(';').next().map(str::to_owned);
+            self.csrf = r.json()["csrf"].as_str().map(str::to_owned);
+        }
+    }
+}
+
+fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().expect("digits");
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+#[tokio::test]
+async fn wrong_codes_are_refused_then_rate_limited() {
+    let dir = temp_dir("ratelimit");
+    let device = start(&write_config(&dir), 1).await;
+    let mut client = Client::new(&device);
+    for i in 1..MAX_FAILURES {
+        let r = client.pair(&wrong(&device.code)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "try {i}: {}", r.body);
+        assert_eq!(r.error_code(), "wrong_code");
+        assert!(r.headers.get("set-cookie").is_none());
+    }
+    let r = client.pair(&wrong(&device.code)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(r.headers["retry-after"], "60");
+    // During the pause even the right code is refused.
+    let r = client.pair(&device.code).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(client.cookie.is_none());
+    let r = client.send(Method::POST, "/api/pair", Some("{\"code\":\"12ab56\"}"), None).await;
+    assert_eq!((r.status, r.json()["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("code")));
+}
+
+#[tokio::test]
+async fn right_code_gives_a_strict_cookie_once() {
+    let dir = temp_dir("pair");
+    let device = start(&write_config(&dir), 2).await;
+    let mut client = Client::new(&device);
+    let r = client.pair(&device.code).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let cookie = r.headers["set-cookie"].to_str().expect("ascii");
+    for attr in ["__Host-cloakroom=", "HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing in {cookie}");
+    }
+    let status = client.call(Method::GET, "/api/status", None).await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!(status.json()["state"], "idle");
+    assert_eq!(status.json()["fingerprint"].as_str(), Some(device.server.fingerprint.as_str()));
+    // Single use: a second browser with the same code is refused.
+    let mut other = Client::new(&device);
+    assert_eq!(other.pair(&device.code).await.status, StatusCode::UNAUTHORIZED);
+    let page = client.call(Method::GET, "/", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.headers["content-security-policy"].to_str().expect("ascii").contains("default-src 'self'"));
+}
+
+#[tokio::test]
+async fn every_api_route_needs_a_session() {
+    let dir = temp_dir("nosession");
+    let device = start(&write_config(&dir), 3).await;
+    let client = Client::new(&device);
+    let routes: [(Method, &str, Option<&str>); 12] = [
+        (Method::GET, "/api/status", None),
+        (Method::GET, "/api/session", None),
+        (Method::GET, "/api/settings", None),
+        (Method::PUT, "/api/settings", Some("{}")),
+        (Method::GET, "/api/devices", None),
+        (Method::GET, "/api/logs", None),
+        (Method::GET, "/api/join-token", None),
+        (Method::POST, "/api/join", Some("{}")),
+        (Method::POST, "/api/leave", Some("{}")),
+        (Method::POST, "/api/mute", Some("{\"muted\":true}")),
+        (Method::POST, "/api/logout", Some("{}")),
+        (Method::POST, "/api/join", Some(&*format!("{{\"link\":\"{LINK}\"}}"))),
+    ];
+    for (method, path, body) in routes {
+        let r = client.send(method.clone(), path, body, Some("guess")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path}: {}", r.body);
+        assert_eq!(r.error_code(), "no_session", "{method} {path}");
+    }
+    // A made-up cookie is no session either.
+    let mut forged = Client::new(&device);
+    forged.cookie = Some(format!("__Host-cloakroom={}", "ab".repeat(32)));
+    assert_eq!(forged.call(Method::GET, "/api/status", None).await.status, StatusCode::UNAUTHORIZED);
+    // Health and metrics are open.
+    assert_eq!(client.send(Method::GET, "/healthz", None, None).await.status, StatusCode::OK);
+    let metrics = client.send(Method::GET, "/metrics", None, None).await;
+    assert!(metrics.body.contains("cloakroom_room_state{state=\"idle\"} 1"), "{}", metrics.body);
+}
+
+#[tokio::test]
+async fn state_changes_need_the_csrf_token() {
+    let dir = temp_dir("csrf");
+    let mut device = start(&write_config(&dir), 4).await;
+    let mut client = Client::new(&device);
+    client.pair(&device.code).await;
+    let body = Some("{\"muted\":true}");
+    let r = client.send(Method::POST, "/api/mute", body, None).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::FORBIDDEN, "csrf"));
+    let r = client.send(Method::POST, "/api/mute", body, Some(&"0".repeat(64))).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::FORBIDDEN, "csrf"));
+    assert_eq!(client.call(Method::GET, "/api/status", None).await.json()["muted"], false);
+    let r = client.call(Method::POST, "/api/mute", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(client.call(Method::GET, "/api/status", None).await.json()["muted"], true);
+    assert!(matches!(device.outputs.try_recv(), Ok(Output::SetMute(true))));
+    // A form post (no JSON content type) is refused even with the token.
+    let mut req_client = Client::new(&device);
+    req_client.cookie.clone_from(&client.cookie);
+    let r = req_client.send(Method::POST, "/api/leave", None, client.csrf.as_deref()).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn join_by_scan_and_bad_links() {
+    let dir = temp_dir("scan");
+    let mut device = start(&write_config(&dir), 5).await;
+    let mut admin = Client::new(&device);
+    admin.pair(&device.code).await;
+    let path = admin.call(Method::GET, "/api/join-token", None).await.json()["path"].as_str().expect("path").to_owned();
+    let token = path.strip_prefix("/join#t=").expect("scan path").to_owned();
+    let mut phone = Client::new(&device);
+    let r = phone.send(Method::POST, "/api/scan", Some(&format!("{{\"token\":\"{token}\"}}")), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["role"], "guest");
+    phone.take_session(&r);
+    // Single use.
+    let again = Client::new(&device);
+    let r = again.send(Method::POST, "/api/scan", Some(&format!("{{\"token\":\"{token}\"}}")), None).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::UNAUTHORIZED, "invalid_token"));
+    // A guest cannot touch settings.
+    assert_eq!(phone.call(Method::GET, "/api/settings", None).await.status, StatusCode::FORBIDDEN);
+    // Bad links are refused with the field named and without echoing the key.
+    let r =
+        phone.call(Method::POST, "/api/join", Some("{\"link\":\"https://meet.example/room#e2ee=SECRETKEY\"}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["field"], "link");
+    assert!(!r.body.contains("SECRETKEY"), "{}", r.body);
+    let r = phone.call(Method::POST, "/api/join", Some("{\"link\":1}")).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::BAD_REQUEST, "bad_json"));
+    // A good link joins.
+    let r = phone.call(Method::POST, "/api/join", Some(&format!("{{\"link\":\"{LINK}\"}}"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    match device.outputs.try_recv() {
+        Ok(Output::StartJoin(link)) => assert_eq!(link.server_url(), "wss://sfu.example:8989/janus"),
+        other => panic!("expected StartJoin, got {other:?}"),
+    }
+    let status = admin.call(Method::GET, "/api/status", None).await;
+    assert_eq!(status.json()["state"], "joining");
+    assert!(!status.body.contains("AAECAwQF"), "the key never leaves: {}", status.body);
+    let v = status.json()["encryption"]["verification"].as_str().expect("verification string").to_owned();
+    assert_eq!(v.len(), 19, "{v}");
+    let logs = admin.call(Method::GET, "/api/logs", None).await;
+    assert!(logs.body.contains("joining janus+wss://sfu.example:8989/janus?room=1234#[redacted]"), "{}", logs.body);
+    assert_eq!(phone.call(Method::POST, "/api/leave", Some("{}")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn settings_are_saved_and_kept_across_a_restart() {
+    let dir = temp_dir("settings");
+    let config_path = write_config(&dir);
+    let device = start(&config_path, 6).await;
+    let mut client = Client::new(&device);
+    client.pair(&device.code).await;
+    let mut settings = client.call(Method::GET, "/api/settings", None).await.json();
+    settings["room_name"] = "Aquarium".into();
+    settings["framerate"] = 15.into();
+    settings["codec"] = "h264".into();
+    let r = client.call(Method::PUT, "/api/settings", Some(&settings.to_string())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    settings["framerate"] = 0.into();
+    let r = client.call(Method::PUT, "/api/settings", Some(&settings.to_string())).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["message"], "framerate: 0 is not between 1 and 60");
+    assert_eq!(r.json()["error"]["field"], "framerate");
+    let r = client.call(Method::PUT, "/api/settings", Some("{\"room_name\":\"x\",\"admin\":1}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let fingerprint = device.server.fingerprint.clone();
+    drop(device);
+
+    let store = ConfigStore::load(&config_path).expect("reloads");
+    assert_eq!(store.settings().room_name, "Aquarium");
+    assert_eq!(store.settings().framerate, 15);
+    let key = dir.join("state/device-key.der");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).expect("key").permissions());
+    assert_eq!(mode & 0o777, 0o600, "certificate key is private");
+
+    let device = start(&config_path, 7).await;
+    assert_eq!(device.server.fingerprint, fingerprint, "same certificate after restart");
+    let mut client = Client::new(&device);
+    client.pair(&device.code).await;
+    let settings = client.call(Method::GET, "/api/settings", None).await.json();
+    assert_eq!((settings["room_name"].as_str(), settings["framerate"].as_i64()), (Some("Aquarium"), Some(15)));
+    let status = client.call(Method::GET, "/api/status", None).await.json();
+    assert_eq!(status["room_name"], "Aquarium");
+    let _ = &device.config_path;
+}
+
+#[tokio::test]
+async fn http_redirects_to_https() {
+    let dir = temp_dir("redirect");
+    let device = start(&write_config(&dir), 8).await;
+    let tcp = tokio::net::TcpStream::connect(device.server.http_addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.expect("http");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .uri("/join?x=1")
+        .header("host", format!("127.0.0.1:{}", device.server.http_addr.port()))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let res = sender.send_request(req).await.expect("response");
+    assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        res.headers()["location"],
+        format!("https://127.0.0.1:{}/join?x=1", device.server.https_addr.port()).as_str()
+    );
+}
