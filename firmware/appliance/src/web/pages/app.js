@@ -30,7 +30,7 @@ function showStatus(s) {
   $("mute").textContent = s.muted ? "Unmute" : "Mute";
   $("mute").dataset.muted = s.muted ? "1" : "";
   if ($("participants")) $("participants").textContent = s.participants.map((p) => p.display || p.id).join(", ") || "—";
-  if ($("media")) $("media").textContent = `send ${s.media.send_bitrate_kbps} kbit/s, receive ${s.media.receive_bitrate_kbps} kbit/s, loss ${s.media.packet_loss_percent}%`;
+  if ($("media")) $("media").textContent = `send ${s.media.send_bitrate_kbps} kbit/s, receive ${s.media.receive_bitrate_kbps} kbit/s, loss ${Number(s.media.packet_loss_percent).toFixed(1)} %`;
   if ($("fingerprint")) $("fingerprint").textContent = s.fingerprint || "—";
   if ($("room-error")) $("room-error").textContent = s.error ? (s.error + (s.retry_in_ms != null ? ` (retrying in ${Math.ceil(s.retry_in_ms / 1000)} s)` : "")) : "";
 }
