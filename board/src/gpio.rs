@@ -216,3 +216,35 @@ impl MonotonicAnchor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_timestamps_land_on_the_instant_time_line() {
+        let instant = Instant::now();
+        let anchor = MonotonicAnchor { instant, monotonic: Duration::from_secs(100) };
+        assert_eq!(anchor.instant(100_250_000_000), instant + Duration::from_millis(250));
+        assert_eq!(anchor.instant(100_000_000_000), instant);
+        // An edge from before the anchor is earlier, not later.
+        assert!(anchor.instant(99_900_000_000) <= instant);
+    }
+
+    #[test]
+    fn the_anchor_agrees_with_instant_now() {
+        // Rust's Instant is CLOCK_MONOTONIC on Linux: a fresh reading maps to about now.
+        let anchor = MonotonicAnchor::now().unwrap();
+        let mono = Duration::from(nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap());
+        let mapped = anchor.instant(mono.as_nanos() as u64);
+        let now = Instant::now();
+        assert!(now.saturating_duration_since(mapped) < Duration::from_secs(1));
+        assert!(mapped.saturating_duration_since(now) < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_missing_chip_names_the_chips_there_are() {
+        let err = find_chip("no-such-chip-label").unwrap_err().to_string();
+        assert!(err.contains("no-such-chip-label"), "{err}");
+    }
+}
