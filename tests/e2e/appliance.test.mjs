@@ -2,13 +2,13 @@
 // right code gives the admin page, rate limit after 10 wrong tries), settings
 // saved, join and leave from the admin page and from the phone's scan link,
 // a POST without CSRF token refused. Runs the crate's `appliance-demo`
-// example (real supervisor, pretend media; no Janus, no root):
-// `cargo build -p cloakroom-appliance --example appliance-demo` first, or set
-// CLOAKROOM_APPLIANCE_DEMO. Screenshots go to CLOAKROOM_SHOTS
+// example (real supervisor, pretend media; no Janus, no root), built here with
+// `cargo build -p cloakroom-appliance --example appliance-demo` (a no-op when
+// fresh) unless CLOAKROOM_APPLIANCE_DEMO names a binary. Screenshots go to CLOAKROOM_SHOTS
 // (default /tmp/cloakroom-shots), outside git.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -47,6 +47,11 @@ async function startDevice() {
 }
 
 before(async () => {
+  if (!process.env.CLOAKROOM_APPLIANCE_DEMO) {
+    const build = spawnSync('cargo', ['build', '--locked', '-q', '-p', 'cloakroom-appliance', '--example', 'appliance-demo'],
+      { cwd: REPO, stdio: 'inherit' });
+    assert.equal(build.status, 0, 'cargo build of appliance-demo failed');
+  }
   assert.ok(existsSync(BIN), `appliance-demo not found at ${BIN}: cargo build -p cloakroom-appliance --example appliance-demo`);
   mkdirSync(SHOTS, { recursive: true });
   device = await startDevice();
