@@ -69,7 +69,7 @@ impl RandomSource for OsRandom {
 }
 
 /// What a session may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Paired with the code: everything.
@@ -276,6 +276,70 @@ impl Pairing {
             expires: now + ttl,
         });
         NewSession { token, csrf, role, expires_in: ttl }
+    }
+}
+
+/// Sessions as kept in the state directory (`sessions.json`, mode 0600) so
+/// that a daemon restart does not log everyone out: only the SHA-256 of each
+/// cookie token, its CSRF token, role and expiry (Unix seconds).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct StoredSessions {
+    pub sessions: Vec<StoredSession>,
+}
+
+impl fmt::Debug for StoredSessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoredSessions({} sessions, [redacted])", self.sessions.len())
+    }
+}
+
+/// One stored session.
+#[derive(serde::Serialize, serde::Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct StoredSession {
+    token_sha256: String,
+    csrf: String,
+    #[zeroize(skip)]
+    role: Role,
+    expires_unix: u64,
+}
+
+impl Pairing {
+    /// The live sessions, for saving. `now_unix` is the wall clock at `now`.
+    pub fn export_sessions(&self, now: Instant, now_unix: u64) -> StoredSessions {
+        let sessions = self
+            .sessions
+            .iter()
+            .filter(|s| now < s.expires)
+            .map(|s| StoredSession {
+                token_sha256: to_hex(&s.token_hash),
+                csrf: s.csrf.expose().to_owned(),
+                role: s.role,
+                expires_unix: now_unix.saturating_add((s.expires - now).as_secs()),
+            })
+            .collect();
+        StoredSessions { sessions }
+    }
+
+    /// Adds saved sessions that have not expired; malformed entries are skipped.
+    pub fn restore_sessions(&mut self, stored: &StoredSessions, now: Instant, now_unix: u64) {
+        for s in &stored.sessions {
+            let Some(hash) = from_hex(&s.token_sha256).and_then(|h| <[u8; 32]>::try_from(h).ok()) else { continue };
+            let valid_csrf = s.csrf.len() == 64 && s.csrf.bytes().all(|b| b.is_ascii_hexdigit());
+            if !valid_csrf || s.expires_unix <= now_unix || self.sessions.len() >= MAX_SESSIONS {
+                continue;
+            }
+            let ttl = match s.role {
+                Role::Admin => ADMIN_SESSION_TTL,
+                Role::Guest => GUEST_SESSION_TTL,
+            };
+            let left = Duration::from_secs(s.expires_unix - now_unix).min(ttl);
+            self.sessions.push(Session {
+                token_hash: hash,
+                csrf: Secret(s.csrf.clone()),
+                role: s.role,
+                expires: now + left,
+            });
+        }
     }
 }
 
@@ -510,6 +574,26 @@ mod tests {
         );
         let late = t0 + Duration::from_secs(20) + 2 * JOIN_TOKEN_TTL;
         assert_eq!(p.redeem_join_token(late, t3.expose()).expect_err("expired"), PairError::InvalidToken);
+    }
+
+    #[test]
+    fn sessions_survive_export_and_restore_until_they_expire() {
+        let (mut p, t0) = pairing();
+        let code = p.code().clone();
+        let s = p.pair(t0, code.expose(), None).expect("paired");
+        let stored = p.export_sessions(t0, 1_000_000);
+        let json = serde_json::to_string(&stored).expect("json");
+        assert!(!json.contains(s.token.expose()), "only the hash of the token is stored");
+        assert!(!format!("{stored:?}").contains(s.csrf.expose()));
+        let back: StoredSessions = serde_json::from_str(&json).expect("parses");
+        let (mut q, t1) = (Pairing::new(Box::new(CountingRandom::new(2)), None), Instant::now());
+        q.restore_sessions(&back, t1, 1_000_100);
+        let info = q.session(t1, s.token.expose()).expect("restored");
+        assert!(csrf_matches(&info, s.csrf.expose()));
+        assert_eq!(info.role, Role::Admin);
+        let mut r = Pairing::new(Box::new(CountingRandom::new(3)), None);
+        r.restore_sessions(&back, t1, 1_000_000 + ADMIN_SESSION_TTL.as_secs());
+        assert!(r.session(t1, s.token.expose()).is_none(), "expired sessions are not restored");
     }
 
     #[test]

@@ -340,8 +340,22 @@ async fn settings_are_saved_and_kept_across_a_restart() {
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).expect("key").permissions());
     assert_eq!(mode & 0o777, 0o600, "certificate key is private");
 
+    let sessions = dir.join("state/sessions.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sessions).expect("sessions").permissions());
+    assert_eq!(mode & 0o777, 0o600, "sessions file is private");
+    let saved_cookie = client.cookie.clone();
+    let saved_csrf = client.csrf.clone();
+
     let device = start(&config_path, 7).await;
     assert_eq!(device.server.fingerprint, fingerprint, "same certificate after restart");
+    let mut kept = Client::new(&device);
+    kept.cookie = saved_cookie;
+    kept.csrf = saved_csrf;
+    let r = kept.call(Method::GET, "/api/settings", None).await;
+    assert_eq!(r.status, StatusCode::OK, "the admin session survives a restart: {}", r.body);
+    let r = kept.call(Method::POST, "/api/logout", Some("{}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(kept.call(Method::GET, "/api/settings", None).await.status, StatusCode::UNAUTHORIZED);
     let mut client = Client::new(&device);
     client.pair(&device.code).await;
     let settings = client.call(Method::GET, "/api/settings", None).await.json();

@@ -15,8 +15,8 @@ use crate::config::{EditableSettings, Settings};
 /// Longest request body accepted, in bytes.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// `POST /api/pair`.
-#[derive(Debug, Deserialize)]
+/// `POST /api/pair`. Wiped on drop; Debug prints no secret.
+#[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 #[serde(deny_unknown_fields)]
 pub struct PairRequest {
     pub code: String,
@@ -24,15 +24,21 @@ pub struct PairRequest {
     pub password: Option<String>,
 }
 
-/// `POST /api/scan`: a join-by-scan token from `/join#t=<token>`.
-#[derive(Debug, Deserialize)]
+impl std::fmt::Debug for PairRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PairRequest([redacted])")
+    }
+}
+
+/// `POST /api/scan`: a join-by-scan token from `/join#t=<token>`. Wiped on drop.
+#[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 #[serde(deny_unknown_fields)]
 pub struct ScanRequest {
     pub token: String,
 }
 
-/// `POST /api/join`.
-#[derive(Deserialize)]
+/// `POST /api/join`. The link carries the meeting key: no Debug, wiped on drop.
+#[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRequest {
     pub link: String,

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 
 use crate::ApplianceError;
 use crate::config::{ConfigStore, EditableSettings};
-use crate::pairing::{PairError, Pairing, Role, SessionInfo, csrf_matches};
+use crate::pairing::{PairError, Pairing, Role, SessionInfo, StoredSessions, csrf_matches};
 use crate::supervisor::{Input, Output, RoomState, Status, Supervisor};
 use api::ApiError;
 
@@ -200,7 +200,8 @@ impl WebServer {
         let tls_listener =
             tls::TlsListener::new(https_tcp, cert.server_config()?).map_err(|e| ApplianceError::io("https port", e))?;
 
-        let app = router(AppState { ctx, fingerprint: fingerprint.clone() });
+        restore_sessions(&ctx, &settings.state_dir);
+        let app = router(AppState { ctx, fingerprint: fingerprint.clone(), state_dir: settings.state_dir.clone() });
         let https_port = https_addr.port();
         let redirect = Router::new().fallback(move |headers: HeaderMap, req: Request| async move {
             redirect_to_https(&headers, req.uri(), https_port)
@@ -233,6 +234,7 @@ impl Drop for WebServer {
 struct AppState {
     ctx: WebContext,
     fingerprint: String,
+    state_dir: std::path::PathBuf,
 }
 
 fn router(state: AppState) -> Router {
@@ -395,10 +397,18 @@ async fn pair(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Re
     check_json(&headers)?;
     let req: api::PairRequest = api::parse_body(&body)?;
     api::validate_pair(&req)?;
-    let result = lock(&st.ctx.pairing).pair(Instant::now(), &req.code, req.password.as_deref());
+    // The admin password check runs PBKDF2 (about 0.1-0.5 s on a Pi): off the async threads.
+    let pairing = st.ctx.pairing.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let req = req;
+        lock(&pairing).pair(Instant::now(), &req.code, req.password.as_deref())
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "pairing check failed"))?;
     match result {
         Ok(session) => {
             st.ctx.logs.push("info", "a browser paired as admin");
+            save_sessions(&st);
             Ok(session_response(session))
         }
         Err(e) => {
@@ -414,6 +424,7 @@ async fn scan(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Re
     api::validate_scan(&req)?;
     let session = lock(&st.ctx.pairing).redeem_join_token(Instant::now(), &req.token).map_err(pair_error)?;
     st.ctx.logs.push("info", "a phone opened the join page");
+    save_sessions(&st);
     Ok(session_response(session))
 }
 
@@ -432,6 +443,7 @@ async fn logout(State(st): State<AppState>, method: Method, headers: HeaderMap) 
     authorize(&st, &method, &headers, Access::AdminOrGuest)?;
     if let Some(token) = session_cookie(&headers) {
         lock(&st.ctx.pairing).end_session(&token);
+        save_sessions(&st);
     }
     let mut response = axum::Json(serde_json::json!({ "ok": true })).into_response();
     response.headers_mut().insert(
@@ -610,6 +622,33 @@ pub fn mdns_name(room_name: &str) -> String {
     let label = label.trim_matches('-');
     let label = if label.is_empty() { "cloakroom" } else { &label[..label.len().min(63)] };
     format!("{}.local", label.trim_end_matches('-'))
+}
+
+/// File in the state directory holding the sessions (see [`StoredSessions`]).
+pub const SESSIONS_FILE: &str = "sessions.json";
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Loads saved sessions into `pairing`; a missing or unreadable file means nobody is paired.
+fn restore_sessions(ctx: &WebContext, state_dir: &std::path::Path) {
+    let path = state_dir.join(SESSIONS_FILE);
+    let Ok(bytes) = std::fs::read(&path) else { return };
+    match serde_json::from_slice::<StoredSessions>(&bytes) {
+        Ok(stored) => lock(&ctx.pairing).restore_sessions(&stored, Instant::now(), unix_now()),
+        Err(e) => ctx.logs.push("warn", format!("{}: ignored ({e}); browsers pair again", path.display())),
+    }
+}
+
+/// Saves the sessions (mode 0600); a failure only costs a re-pairing after a restart.
+fn save_sessions(st: &AppState) {
+    let stored = lock(&st.ctx.pairing).export_sessions(Instant::now(), unix_now());
+    let path = st.state_dir.join(SESSIONS_FILE);
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(&stored).unwrap_or_default());
+    if let Err(e) = crate::config::write_secret(&path, &json) {
+        st.ctx.logs.push("warn", format!("sessions not saved: {e}"));
+    }
 }
 
 /// Locks a mutex, carrying on after a panic elsewhere (the data are plain values).
