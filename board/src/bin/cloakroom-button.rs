@@ -5,12 +5,14 @@
 //!
 //! ```text
 //! cloakroom-button [--board NAME] [--model-file PATH] [--count N] [--timeout SECONDS]
+//! cloakroom-button [--board NAME] [--model-file PATH] --print-profile
 //! ```
 //!
 //! Prints `{"event":"ready",…}` once the line is requested, then
 //! `{"event":"press","held_ms":…}` / `{"event":"long_press"}` lines. Exits 0
 //! after `--count` events (default: never), 2 if `--timeout` passes first,
-//! 1 with a message on stderr on errors.
+//! 1 with a message on stderr on errors. `--print-profile` prints the
+//! selected board profile as one JSON line and exits.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -25,6 +27,7 @@ struct Args {
     model_file: String,
     count: Option<u64>,
     timeout: Option<Duration>,
+    print_profile: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,10 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         None => Some(read_model(&args.model_file)?),
     };
     let profile = BoardProfile::select(args.board.as_deref(), model.as_deref())?;
+    if args.print_profile {
+        println!("{}", profile_json(profile));
+        return Ok(ExitCode::SUCCESS);
+    }
     let line =
         profile.mute_button.ok_or(cloakroom_board::Error::NoLine { board: profile.name, function: "mute button" })?;
     let mut button = EdgeButton::open(&line, ButtonSettings::default(), "cloakroom-button")?;
@@ -85,7 +92,8 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args = Args { board: None, model_file: MODEL_PATH.to_owned(), count: None, timeout: None };
+    let mut args =
+        Args { board: None, model_file: MODEL_PATH.to_owned(), count: None, timeout: None, print_profile: false };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -96,13 +104,36 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 let secs: f64 = value()?.parse().map_err(|e| format!("--timeout: {e}"))?;
                 args.timeout = Some(Duration::try_from_secs_f64(secs).map_err(|e| format!("--timeout: {e}"))?);
             }
+            "--print-profile" => args.print_profile = true,
             "-h" | "--help" => {
                 return Err(
-                    "usage: cloakroom-button [--board NAME] [--model-file PATH] [--count N] [--timeout SECONDS]".into(),
+                    "usage: cloakroom-button [--board NAME] [--model-file PATH] [--count N] [--timeout SECONDS] [--print-profile]".into(),
                 );
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(args)
+}
+
+/// The profile as one JSON line (all values are fixed identifiers: no escaping needed).
+fn profile_json(p: &BoardProfile) -> String {
+    let line = |l: Option<cloakroom_board::GpioLine>| match l {
+        Some(l) => {
+            format!("{{\"chip_label\":\"{}\",\"line\":{},\"active_low\":{}}}", l.chip_label, l.offset, l.active_low)
+        }
+        None => "null".to_owned(),
+    };
+    format!(
+        "{{\"board\":\"{}\",\"encoder\":\"{}\",\"hardware_encoder\":{},\"display_sink\":\"{}\",\"camera_driver\":\"{}\",\"audio_card_driver\":\"{}\",\"aes_instructions\":{},\"mute_button\":{},\"state_led\":{}}}",
+        p.name,
+        p.video_encoder.element,
+        p.video_encoder.hardware,
+        p.display_sink,
+        p.camera_driver,
+        p.audio_card_driver,
+        p.aes_instructions,
+        line(p.mute_button),
+        line(p.state_led)
+    )
 }
