@@ -29,6 +29,9 @@ pub enum ConnectorError {
     /// The server sent something that is not its protocol.
     #[error("protocol error: {reason}")]
     Protocol { reason: String },
+    /// Our media connection failed (ICE/DTLS failure, the server hung it up).
+    #[error("media connection failed: {reason}")]
+    MediaFailed { reason: String },
     /// The link asks for something this build cannot do.
     #[error("unsupported: {what}")]
     Unsupported { what: &'static str },

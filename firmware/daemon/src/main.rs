@@ -238,8 +238,16 @@ async fn run(cli: Cli, started: Instant) -> Result<()> {
                     status.bitrate_kbps.store(u64::from(video.bitrate_kbps()), Ordering::Relaxed);
                 }
             },
-            Some(ConnectionEvent::State { label, state }) = conn_rx.recv() => {
-                tracing::info!(%label, %state, "peer connection");
+            Some(ConnectionEvent::State { feed, state }) = conn_rx.recv() => {
+                tracing::info!(?feed, %state, "peer connection");
+                // A connection that failed (ICE or DTLS) is rebuilt through the session.
+                if state == webrtc::peer_connection::RTCPeerConnectionState::Failed {
+                    let input = match feed {
+                        None => Input::Restart { reason: "publisher connection failed".into() },
+                        Some(feed) => Input::Resubscribe { feed },
+                    };
+                    let _ = input_tx.send(input).await;
+                }
             }
             _ = status_tick.tick(), if cli.status_interval_ms > 0 => {
                 update_link_stats(publisher.as_deref(), &remotes, &status).await;
@@ -369,15 +377,7 @@ async fn handle_session_event(
             decryptor.set_key(0, link.key().clone());
             let task =
                 tokio::spawn(open_frames(feed, frames_rx, decryptor, Arc::clone(receive), Arc::clone(&counters)));
-            match Subscriber::answer(
-                codec,
-                format!("subscriber {feed}"),
-                sdp,
-                conn_tx.clone(),
-                frames_tx,
-                Arc::clone(&status.transport),
-            )
-            .await
+            match Subscriber::answer(codec, feed, sdp, conn_tx.clone(), frames_tx, Arc::clone(&status.transport)).await
             {
                 Ok((subscriber, answer)) => {
                     remotes.insert(feed, Remote { subscriber: Arc::new(subscriber), counters, task });
@@ -408,6 +408,11 @@ async fn handle_session_event(
             if let Some(p) = publisher.take() {
                 p.close().await;
             }
+        }
+        SessionEvent::Hangup { target: janus::Target::Publisher, reason } => {
+            // Janus gave up on our publisher connection: join again from scratch.
+            tracing::warn!(%reason, "janus hung up the publisher connection");
+            let _ = input_tx.send(Input::Restart { reason: format!("janus hung up the publisher: {reason}") }).await;
         }
         other => tracing::debug!(?other, "janus"),
     }

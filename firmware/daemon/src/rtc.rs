@@ -108,7 +108,8 @@ pub enum PublisherFeedback {
 /// Peer-connection-level happenings, for the daemon's log and status.
 #[derive(Clone, Debug)]
 pub enum ConnectionEvent {
-    State { label: String, state: String },
+    /// `feed`: `None` for the publisher connection, the remote feed for a subscriber.
+    State { feed: Option<u64>, state: RTCPeerConnectionState },
 }
 
 /// Byte and packet counters shared with the status line.
@@ -120,7 +121,7 @@ pub struct TransportCounters {
 }
 
 struct Handler {
-    label: String,
+    feed: Option<u64>,
     gathering: watch::Sender<bool>,
     events: mpsc::UnboundedSender<ConnectionEvent>,
     tracks: Option<mpsc::UnboundedSender<Arc<dyn TrackRemote>>>,
@@ -135,7 +136,7 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.events.send(ConnectionEvent::State { label: self.label.clone(), state: state.to_string() });
+        let _ = self.events.send(ConnectionEvent::State { feed: self.feed, state });
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -194,7 +195,7 @@ impl Publisher {
         counters: Arc<TransportCounters>,
     ) -> Result<Self> {
         let (gathering_tx, gathering_rx) = watch::channel(false);
-        let handler = Handler { label: "publisher".into(), gathering: gathering_tx, events, tracks: None };
+        let handler = Handler { feed: None, gathering: gathering_tx, events, tracks: None };
         let pc = build_connection(codec, handler).await?;
         let video = Arc::new(local_track("video", RtpCodecKind::Video, codec.parameters().rtp_codec, video_ssrc)?);
         let audio = Arc::new(local_track("audio", RtpCodecKind::Audio, opus_parameters().rtp_codec, audio_ssrc)?);
@@ -359,7 +360,7 @@ impl Subscriber {
     /// `frames`. Returns the connection and the answer SDP.
     pub async fn answer(
         codec: VideoCodec,
-        label: String,
+        feed: u64,
         offer: String,
         events: mpsc::UnboundedSender<ConnectionEvent>,
         frames: mpsc::Sender<RemoteFrame>,
@@ -367,7 +368,7 @@ impl Subscriber {
     ) -> Result<(Self, String)> {
         let (gathering_tx, mut gathering_rx) = watch::channel(false);
         let (tracks_tx, mut tracks_rx) = mpsc::unbounded_channel::<Arc<dyn TrackRemote>>();
-        let handler = Handler { label, gathering: gathering_tx, events, tracks: Some(tracks_tx) };
+        let handler = Handler { feed: Some(feed), gathering: gathering_tx, events, tracks: Some(tracks_tx) };
         let pc = build_connection(codec, handler).await?;
         tokio::spawn(async move {
             while let Some(track) = tracks_rx.recv().await {
@@ -601,9 +602,7 @@ mod tests {
         }
         let (frames_tx, mut frames_rx) = mpsc::channel(1024);
         let (subscriber, answer) =
-            Subscriber::answer(codec, "test".into(), offer, events, frames_tx, Arc::clone(&counters))
-                .await
-                .expect("answer");
+            Subscriber::answer(codec, 1, offer, events, frames_tx, Arc::clone(&counters)).await.expect("answer");
         publisher.answer(answer).await.expect("apply answer");
 
         let mut encryptor = FrameEncryptor::new(|| 100);

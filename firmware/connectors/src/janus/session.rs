@@ -98,6 +98,12 @@ pub enum Input {
     SubscriberAnswer { feed: u64, sdp: String },
     /// A local ICE candidate, or `None` when gathering is complete.
     LocalCandidate { target: Target, candidate: Option<Candidate> },
+    /// The publisher's media connection failed: start over (back off, new
+    /// session, join, publish). Ignored unless joining or in the room.
+    Restart { reason: String },
+    /// A subscriber's media connection failed: drop it and subscribe to the
+    /// feed again with a new handle.
+    Resubscribe { feed: u64 },
     /// Time passed (a [`Output::Timeout`] is due).
     Tick,
     /// Leave the room and close.
@@ -326,6 +332,19 @@ impl JanusSession {
                         Request::Other,
                         json!({"janus": "trickle", "handle_id": handle, "candidate": candidate}),
                     );
+                }
+            }
+            Input::Restart { reason } => {
+                if matches!(self.state, SessionState::InRoom { .. } | SessionState::Joining) {
+                    self.fail(now, ConnectorError::MediaFailed { reason });
+                }
+            }
+            Input::Resubscribe { feed } => {
+                if matches!(self.state, SessionState::InRoom { .. }) {
+                    if let Some(display) = self.subscriptions.get(&feed).map(|s| s.display.clone()) {
+                        self.drop_subscription(now, feed);
+                        self.subscribe(now, feed, display);
+                    }
                 }
             }
             Input::Tick => self.on_tick(now),

@@ -450,3 +450,47 @@ fn garbage_from_the_server_is_an_error_not_a_panic() {
     }
     assert_eq!(h.s.state(), &before);
 }
+
+#[test]
+fn restart_after_a_media_failure_backs_off_and_joins_again() {
+    let mut h = Harness::new(true);
+    // Before joining there is nothing to restart.
+    h.input(Input::Restart { reason: "early".into() });
+    assert_eq!(h.s.state(), &SessionState::Connecting);
+    h.join(json!([]));
+    h.take_events();
+    h.input(Input::Restart { reason: "publisher ICE failed".into() });
+    assert_eq!(h.take_events()[0], SessionEvent::ConnectionsLost);
+    assert!(matches!(h.s.state(), SessionState::Backoff { error: ConnectorError::MediaFailed { .. }, attempt: 1, .. }));
+    assert_eq!(h.closes, 1);
+    h.advance(FIRST_BACKOFF);
+    assert_eq!(h.connects, 2);
+    h.connects = 1;
+    h.join(json!([]));
+    assert_eq!(h.s.state(), &SessionState::InRoom { feed: FEED });
+}
+
+#[test]
+fn resubscribe_replaces_a_failed_subscription() {
+    let mut h = Harness::new(true);
+    h.join(json!([{"id": 42, "display": "Alice"}]));
+    let attach = h.last_sent().clone();
+    h.complete_subscription(&attach, 42, 222);
+    h.take_sent();
+    h.take_events();
+    h.input(Input::Resubscribe { feed: 42 });
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!((sent[0]["janus"].as_str(), &sent[0]["handle_id"]), (Some("detach"), &json!(222)));
+    assert_eq!(sent[1]["janus"], "attach");
+    assert_eq!(h.take_events(), vec![SessionEvent::FeedGone { feed: 42 }]);
+    h.complete_subscription(&sent[1], 42, 223);
+    assert_eq!(
+        h.take_events(),
+        vec![SessionEvent::SubscriberOffer { feed: 42, display: Some("Alice".into()), sdp: "v=0 offer for 42".into() }]
+    );
+    // Unknown feeds are ignored.
+    h.take_sent();
+    h.input(Input::Resubscribe { feed: 7 });
+    assert!(h.take_sent().is_empty());
+}
