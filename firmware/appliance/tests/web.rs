@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cloakroom_appliance::config::ConfigStore;
-use cloakroom_appliance::pairing::{CountingRandom, MAX_FAILURES, Pairing};
+use cloakroom_appliance::pairing::{CountingRandom, MAX_FAILURES, Pairing, PasswordHash};
 use cloakroom_appliance::supervisor::Output;
 use cloakroom_appliance::web::{LogBuffer, SupervisedRoom, WebContext, WebServer};
 use http_body_util::{BodyExt as _, Full};
@@ -50,9 +50,13 @@ fn temp_dir(name: &str) -> TempDir {
 }
 
 fn write_config(dir: &Path) -> PathBuf {
+    write_config_with(dir, "")
+}
+
+fn write_config_with(dir: &Path, web_extra: &str) -> PathBuf {
     let path = dir.join("cloakroom.toml");
     let text = format!(
-        "[web]\nbind = \"127.0.0.1\"\nhttps_port = 0\nhttp_port = 0\n[paths]\nstate_dir = \"{}\"\n",
+        "[web]\nbind = \"127.0.0.1\"\nhttps_port = 0\nhttp_port = 0\n{web_extra}\n[paths]\nstate_dir = \"{}\"\n",
         dir.join("state").display()
     );
     std::fs::write(&path, text).expect("config");
@@ -383,4 +387,21 @@ async fn http_redirects_to_https() {
         res.headers()["location"],
         format!("https://127.0.0.1:{}/join?x=1", device.server.https_addr.port()).as_str()
     );
+}
+
+#[tokio::test]
+async fn admin_password_is_asked_for_when_set() {
+    let dir = temp_dir("password");
+    let hash = PasswordHash::create("correct horse", &mut CountingRandom::new(42)).to_stored();
+    let device = start(&write_config_with(&dir, &format!("admin_password_hash = \"{hash}\"")), 9).await;
+    let client = Client::new(&device);
+    let code = &device.code;
+    let r = client.send(Method::POST, "/api/pair", Some(&format!("{{\"code\":\"{code}\"}}")), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "code alone is not enough: {}", r.body);
+    let body = format!("{{\"code\":\"{code}\",\"password\":\"wrong\"}}");
+    assert_eq!(client.send(Method::POST, "/api/pair", Some(&body), None).await.status, StatusCode::UNAUTHORIZED);
+    let body = format!("{{\"code\":\"{code}\",\"password\":\"correct horse\"}}");
+    let r = client.send(Method::POST, "/api/pair", Some(&body), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["role"], "admin");
 }

@@ -93,6 +93,9 @@ pub fn fingerprint_of(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
+/// TLS handshakes allowed in flight at once; more connections are closed.
+pub const MAX_HANDSHAKES: usize = 32;
+
 /// A listener handing out finished TLS connections. Handshakes run in their
 /// own tasks (with a timeout), so a slow client does not hold up others.
 pub struct TlsListener {
@@ -106,6 +109,8 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(16);
         let acceptor = TlsAcceptor::from(config);
+        // Bounds the handshakes in flight, so idle connections cannot pile up without limit.
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 let (stream, peer) = match tcp.accept().await {
@@ -119,9 +124,14 @@ impl TlsListener {
                 if tx.is_closed() {
                     break;
                 }
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::debug!("too many TLS handshakes in flight; dropping {peer}");
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
                     match handshake.await {
                         Ok(Ok(tls)) => {
