@@ -6,9 +6,11 @@
 //!   the ARMv8 crypto extensions on aarch64 when the CPU has them (detected at
 //!   run time), and otherwise a constant-time bitsliced software AES. This is
 //!   the path a Raspberry Pi 4 (BCM2711, no AES instructions) takes.
-//! - AWS-LC (`aws-lc` feature): hand-written assembly, several times faster
-//!   on large frames; chosen only when the CPU has AES instructions, so the
-//!   one software path that runs is the one we test.
+//! - ring (`ring` feature, on by default): hand-written assembly (AES-NI with
+//!   AVX/VAES and CLMUL GHASH on x86_64, ARMv8 crypto extensions on aarch64),
+//!   faster on video-sized frames (see `tools/frame-bench`); chosen only when
+//!   the CPU has AES instructions, so the one software path that runs is the
+//!   one we test. ring is already in the daemon for DTLS and certificates.
 //!
 //! Building with `RUSTFLAGS='--cfg aes_backend="soft" --cfg polyval_backend="soft"'`
 //! forces the software path even on a CPU with AES instructions. Every QEMU
@@ -57,16 +59,16 @@ pub fn aes_backend() -> AesBackend {
 #[non_exhaustive]
 pub enum GcmLibrary {
     RustCrypto,
-    #[cfg(feature = "aws-lc")]
-    AwsLc,
+    #[cfg(feature = "ring")]
+    Ring,
 }
 
 impl GcmLibrary {
-    /// AWS-LC when it is built in and the CPU has AES instructions, RustCrypto otherwise.
+    /// ring when it is built in and the CPU has AES instructions, RustCrypto otherwise.
     pub fn preferred() -> Self {
-        #[cfg(feature = "aws-lc")]
+        #[cfg(feature = "ring")]
         if aes_backend() != AesBackend::Software {
-            return GcmLibrary::AwsLc;
+            return GcmLibrary::Ring;
         }
         GcmLibrary::RustCrypto
     }
@@ -74,8 +76,8 @@ impl GcmLibrary {
     pub fn as_str(self) -> &'static str {
         match self {
             GcmLibrary::RustCrypto => "rustcrypto",
-            #[cfg(feature = "aws-lc")]
-            GcmLibrary::AwsLc => "aws-lc",
+            #[cfg(feature = "ring")]
+            GcmLibrary::Ring => "ring",
         }
     }
 }
@@ -90,8 +92,8 @@ pub const GCM_NONCE_LEN: usize = 12;
 pub(crate) enum GcmKey {
     RustCrypto128(Box<Aes128Gcm>),
     RustCrypto256(Box<Aes256Gcm>),
-    #[cfg(feature = "aws-lc")]
-    AwsLc(aws_lc_rs::aead::LessSafeKey),
+    #[cfg(feature = "ring")]
+    Ring(Box<ring::aead::LessSafeKey>),
 }
 
 impl GcmKey {
@@ -107,16 +109,16 @@ impl GcmKey {
                 ))),
                 _ => Err(FrameError::InvalidKey("AES-GCM keys are 16 or 32 bytes")),
             },
-            #[cfg(feature = "aws-lc")]
-            GcmLibrary::AwsLc => {
-                use aws_lc_rs::aead::{AES_128_GCM, AES_256_GCM, LessSafeKey, UnboundKey};
+            #[cfg(feature = "ring")]
+            GcmLibrary::Ring => {
+                use ring::aead::{AES_128_GCM, AES_256_GCM, LessSafeKey, UnboundKey};
                 let alg = match key.len() {
                     16 => &AES_128_GCM,
                     32 => &AES_256_GCM,
                     _ => return Err(FrameError::InvalidKey("AES-GCM keys are 16 or 32 bytes")),
                 };
                 let unbound = UnboundKey::new(alg, key).map_err(|_| FrameError::InvalidKey("AES-GCM key"))?;
-                Ok(GcmKey::AwsLc(LessSafeKey::new(unbound)))
+                Ok(GcmKey::Ring(Box::new(LessSafeKey::new(unbound))))
             }
         }
     }
@@ -137,9 +139,9 @@ impl GcmKey {
                 .encrypt_inout_detached(nonce.into(), aad, buf.into())
                 .map(Into::into)
                 .map_err(|_| FrameError::TooLarge { len: buf.len(), max: crate::MAX_FRAME_LEN }),
-            #[cfg(feature = "aws-lc")]
-            GcmKey::AwsLc(k) => {
-                use aws_lc_rs::aead::{Aad, Nonce};
+            #[cfg(feature = "ring")]
+            GcmKey::Ring(k) => {
+                use ring::aead::{Aad, Nonce};
                 let len = buf.len();
                 let tag = k
                     .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
@@ -170,9 +172,9 @@ impl GcmKey {
                 k.decrypt_inout_detached(nonce.into(), aad, ct.into(), tag.into())
                     .map_err(|_| FrameError::AuthenticationFailed)
             }
-            #[cfg(feature = "aws-lc")]
-            GcmKey::AwsLc(k) => {
-                use aws_lc_rs::aead::{Aad, Nonce};
+            #[cfg(feature = "ring")]
+            GcmKey::Ring(k) => {
+                use ring::aead::{Aad, Nonce};
                 k.open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
                     .map(|_| ())
                     .map_err(|_| FrameError::AuthenticationFailed)
