@@ -14,7 +14,7 @@ LICENSE = "Apache-2.0"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
 # cloakroom-media: gstreamer-rs links GStreamer and its app/video
-# libraries; alsa-sys links alsa-lib; v4l2-sys-mit and aws-lc-sys run
+# libraries; alsa-sys links alsa-lib; v4l2-sys-mit runs
 # bindgen, which needs libclang (clang-native: oe-core from walnascar,
 # meta-clang before that).
 DEPENDS = "\
