@@ -287,15 +287,7 @@ impl SframeKey {
                 Ok(buf)
             }
             SuiteCipher::CtrHmac { enc_key, auth_key } => {
-                let (ct, tag) = body.split_at(body.len() - tag_len);
-                let mut mac =
-                    <Hmac<Sha256> as KeyInit>::new_from_slice(&auth_key[..]).expect("HMAC takes any key length");
-                ctr_hmac_input(&mut mac, &nonce, &aad, ct, tag_len);
-                // Constant-time comparison of the truncated tag.
-                mac.verify_truncated_left(tag).map_err(|_| FrameError::AuthenticationFailed)?;
-                let mut pt = ct.to_vec();
-                ctr_apply(enc_key, &nonce, &mut pt);
-                Ok(pt)
+                ctr_hmac_verify_decrypt(enc_key, auth_key, &nonce, &aad, body, tag_len)
             }
         }
     }
@@ -327,16 +319,27 @@ pub fn ctr_hmac_open(
     ct: &[u8],
 ) -> Result<Vec<u8>, FrameError> {
     let (enc_key, auth_key) = ctr_hmac_keys(suite, key)?;
-    let tag_len = suite.tag_len();
+    ctr_hmac_verify_decrypt(&enc_key, &auth_key, nonce, aad, ct, suite.tag_len())
+}
+
+/// Checks the truncated tag at the end of `ct` (constant-time comparison), then decrypts.
+fn ctr_hmac_verify_decrypt(
+    enc_key: &[u8; 16],
+    auth_key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    ct: &[u8],
+    tag_len: usize,
+) -> Result<Vec<u8>, FrameError> {
     let Some(ct_len) = ct.len().checked_sub(tag_len) else {
         return Err(FrameError::Truncated { len: ct.len(), needed: tag_len });
     };
     let (body, tag) = ct.split_at(ct_len);
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&auth_key[..]).expect("HMAC takes any key length");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(auth_key).expect("HMAC takes any key length");
     ctr_hmac_input(&mut mac, nonce, aad, body, tag_len);
     mac.verify_truncated_left(tag).map_err(|_| FrameError::AuthenticationFailed)?;
     let mut pt = body.to_vec();
-    ctr_apply(&enc_key, nonce, &mut pt);
+    ctr_apply(enc_key, nonce, &mut pt);
     Ok(pt)
 }
 
