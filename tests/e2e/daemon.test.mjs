@@ -6,16 +6,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { keepFailureLogs } from './lib/artifacts.mjs';
 import { startJanus, sleep } from './lib/janus.mjs';
 import { startPageServer, launchBrowser, openParticipant, browserCapabilities } from './lib/browser.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..');
 const BIN = process.env.CLOAKROOMD_BIN || join(REPO, 'target', 'debug', 'cloakroomd');
-const ARTIFACTS = process.env.CLOAKROOM_E2E_ARTIFACTS || join(HERE, 'artifacts');
 const ROOM = 4321;
 const MOTION_MIN = 1.0;
 
@@ -94,14 +94,8 @@ function step(name, fn) {
     try {
       await fn(t);
     } catch (e) {
-      mkdirSync(ARTIFACTS, { recursive: true });
-      const base = join(ARTIFACTS, `${Date.now()}-daemon-${name.replace(/\W+/g, '-').slice(0, 40)}`);
-      writeFileSync(`${base}-janus.log`, janus?.log() ?? '');
-      writeFileSync(`${base}-daemon.log`, [...daemons].map((d) => `${d.stderr.join('\n')}\n-- last status\n${JSON.stringify(d.status)}`).join('\n\n'));
-      const pages = [];
-      for (const p of open) pages.push(`== ${p.display}\n${(await p.stats().catch(() => ({ log: [] }))).log?.join('\n')}\n${p.console.join('\n')}`);
-      writeFileSync(`${base}-pages.log`, pages.join('\n\n'));
-      e.message += `\n(logs kept in ${base}-*.log)`;
+      const daemonLog = [...daemons].map((d) => `${d.stderr.join('\n')}\n-- last status\n${JSON.stringify(d.status)}`);
+      await keepFailureLogs(e, { prefix: 'daemon-', name, janus, participants: open, extra: { daemon: daemonLog.join('\n\n') } });
       throw e;
     }
   };

@@ -8,9 +8,9 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startJanus, sleep } from './lib/janus.mjs';
 import { startPageServer, launchBrowser, openParticipant, browserCapabilities } from './lib/browser.mjs';
+import { ARTIFACTS, keepFailureLogs } from './lib/artifacts.mjs';
 
 const ROOM = 1234;
-const ARTIFACTS = process.env.CLOAKROOM_E2E_ARTIFACTS || join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
 const MOTION_MIN = 1.0; // mean absolute pixel difference (0..255) between samples 300 ms apart
 
 let janus, server, browser;
@@ -40,13 +40,7 @@ function step(name, fn) {
     try {
       await fn(t);
     } catch (e) {
-      mkdirSync(ARTIFACTS, { recursive: true });
-      const base = join(ARTIFACTS, `${Date.now()}-${name.replace(/\W+/g, '-').slice(0, 40)}`);
-      writeFileSync(`${base}-janus.log`, janus?.log() ?? '');
-      const pages = [];
-      for (const p of open) pages.push(`== ${p.display}\n${(await p.stats().catch(() => ({ log: [] }))).log?.join('\n')}\n${p.console.join('\n')}`);
-      writeFileSync(`${base}-pages.log`, pages.join('\n\n'));
-      e.message += `\n(logs kept in ${base}-*.log)`;
+      await keepFailureLogs(e, { prefix: '', name, janus, participants: open });
       throw e;
     }
   };
