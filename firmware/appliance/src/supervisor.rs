@@ -101,6 +101,8 @@ pub struct MediaStats {
     pub packet_loss_percent: f32,
     pub frames_sent: u64,
     pub frames_received: u64,
+    /// Frames that did not open (wrong or missing key), all participants.
+    pub decrypt_failures: u64,
 }
 
 /// Encryption state of the meeting.

@@ -578,6 +578,11 @@ async fn metrics(State(st): State<AppState>) -> Response {
     for (name, help, value) in [
         ("cloakroom_frames_sent_total", "Frames sent.", s.media.frames_sent),
         ("cloakroom_frames_received_total", "Frames received.", s.media.frames_received),
+        (
+            "cloakroom_decrypt_failures_total",
+            "Frames that did not open (wrong or missing key).",
+            s.media.decrypt_failures,
+        ),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
     }

@@ -1,0 +1,537 @@
+//! `cloakroomd --config FILE`: the appliance.
+//!
+//! Everything is fed to the room's supervisor (`cloakroom-appliance`'s pure
+//! state machine behind [`SupervisedRoom`]); its outputs are carried out
+//! here: start a meeting ([`crate::meeting::run`]), leave it, mute, arm
+//! timers. Around it: the local HTTPS page and API, the room screen (room
+//! name, pairing code, certificate fingerprint and the join-by-scan QR
+//! code while idle), the board's mute button, and systemd's READY and
+//! WATCHDOG notifications.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cloakroom_appliance::config::{Codec as ConfigCodec, ConfigStore, Settings};
+use cloakroom_appliance::pairing::{OsRandom, Pairing};
+use cloakroom_appliance::supervisor::{Input, MediaStats, Output, RoomState};
+use cloakroom_appliance::web::{LogBuffer, Room as _, SupervisedRoom, WebContext, WebServer};
+use cloakroom_board::BoardProfile;
+use cloakroom_connectors::janus::SessionState;
+use cloakroom_media::devices::DeviceReport;
+use cloakroom_media::ladder::VideoMode;
+use cloakroom_media::layout::Canvas;
+use cloakroom_media::receive::{AudioOutput, ReceiveSettings};
+use cloakroom_media::screen::{DisplayOutput, IdleScreen, IdleScreenSettings};
+use cloakroom_meeting::MeetingLink;
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use crate::meeting::{self, Control, MeetingEvent, MeetingSettings, Stats};
+use crate::notify;
+use crate::rtc::VideoCodec;
+
+/// How often the room screen looks for a new scan token or pairing code.
+const SCREEN_REFRESH: Duration = Duration::from_secs(2);
+/// How long a leave may take at shutdown.
+const SHUTDOWN_LEAVE: Duration = Duration::from_secs(6);
+
+/// A meeting in progress.
+struct Running {
+    control: mpsc::Sender<Control>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, started: Instant) -> Result<()> {
+    let store = ConfigStore::load(config_path).with_context(|| format!("config file {}", config_path.display()))?;
+    let settings = store.settings().clone();
+    let board = select_board(&settings.board_profile)?;
+    tracing::info!(
+        board = board.map_or("none (no device tree)", |b| b.name),
+        aes = cloakroom_frame::backend::aes_backend().as_str(),
+        gcm = cloakroom_frame::backend::GcmLibrary::preferred().as_str(),
+        "aes backend"
+    );
+    let devices = tokio::task::spawn_blocking(DeviceReport::discover).await.context("device discovery")?;
+    let pairing = Pairing::new(Box::new(OsRandom::new()?), settings.admin_password.clone());
+    let pairing = Arc::new(Mutex::new(pairing));
+    let config = Arc::new(Mutex::new(store));
+    let (room, mut outputs) = SupervisedRoom::new();
+    room.handle_input(Input::Devices(serde_json::to_value(&devices).unwrap_or_default()));
+    let web = WebServer::start(WebContext {
+        room: room.clone(),
+        pairing: Arc::clone(&pairing),
+        config: Arc::clone(&config),
+        logs,
+    })
+    .await
+    .context("start the web page")?;
+    let origin = page_origin(web.https_addr);
+    tracing::info!(url = %format!("{origin}/"), fingerprint = %web.fingerprint, "web page ready");
+    println!("url {origin}/");
+    println!("fingerprint {}", web.fingerprint);
+
+    let mut screen = RoomScreen::new(board, origin.clone(), web.fingerprint.clone(), print_pairing);
+    screen.refresh(&pairing, &settings.room_name, true);
+
+    if let Some(line) = board.and_then(|b| b.mute_button) {
+        spawn_button(line, room.clone());
+    }
+    notify::notify("READY=1\nSTATUS=idle");
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
+
+    let muted = Arc::new(AtomicBool::new(false));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
+    let mut running: Option<(u64, Running)> = None;
+    let mut generation = 0u64;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let watchdog_every = notify::watchdog_interval();
+    let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+    let mut screen_tick = tokio::time::interval(SCREEN_REFRESH);
+    let mut last_state = RoomState::Idle;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => { tracing::info!("Ctrl-C: stopping"); break; }
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            Some(output) = outputs.recv() => match output {
+                Output::StartJoin(link) => {
+                    generation += 1;
+                    let previous = running.take().map(|(_, r)| r);
+                    screen.hide();
+                    let current = lock(&config).settings().clone();
+                    let params = meeting_settings(&current, &devices, board);
+                    running = Some((generation, start_meeting(
+                        generation, params, link, previous, room.clone(), Arc::clone(&muted), done_tx.clone(), started,
+                    )));
+                }
+                Output::Leave => match &running {
+                    Some((_, r)) => { let _ = r.control.try_send(Control::Leave); }
+                    None => room.handle_input(Input::Left),
+                },
+                Output::SetMute(m) => {
+                    muted.store(m, Ordering::Relaxed);
+                    tracing::info!(muted = m, "microphone");
+                }
+                Output::Timeout(at) => {
+                    let room = room.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                        room.handle_timeout();
+                    });
+                }
+                other => tracing::debug!(?other, "supervisor output"),
+            },
+            Some(done) = done_rx.recv() => {
+                if running.as_ref().is_some_and(|(g, _)| *g == done) {
+                    running = None;
+                }
+            }
+            _ = watchdog.tick(), if watchdog_every.is_some() => notify::notify("WATCHDOG=1"),
+            _ = screen_tick.tick() => {
+                let status = room.status();
+                if status.state != last_state {
+                    last_state = status.state;
+                    notify::notify(&format!("STATUS={}", state_name(status.state)));
+                }
+                if running.is_none() && matches!(status.state, RoomState::Idle | RoomState::Error) {
+                    let name = lock(&config).settings().room_name.clone();
+                    screen.refresh(&pairing, &name, false);
+                }
+            }
+        }
+    }
+
+    notify::notify("STOPPING=1");
+    screen.hide();
+    if let Some((_, r)) = running.take() {
+        let _ = r.control.try_send(Control::Leave);
+        if tokio::time::timeout(SHUTDOWN_LEAVE, r.task).await.is_err() {
+            tracing::warn!("the meeting did not end in time");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts a meeting task that reports to the room; it waits for the
+/// previous meeting (if any) to have left first.
+#[allow(clippy::too_many_arguments)] // one call site, the event loop above
+fn start_meeting(
+    generation: u64,
+    params: Result<MeetingSettings>,
+    link: MeetingLink,
+    previous: Option<Running>,
+    room: Arc<SupervisedRoom>,
+    muted: Arc<AtomicBool>,
+    done: mpsc::UnboundedSender<u64>,
+    started: Instant,
+) -> Running {
+    let (control_tx, control_rx) = mpsc::channel(4);
+    let task = tokio::spawn(async move {
+        if let Some(previous) = previous {
+            let _ = previous.control.try_send(Control::Leave);
+            let _ = previous.task.await;
+        }
+        let joined = Arc::new(AtomicBool::new(false));
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let forward = tokio::spawn(forward_events(events_rx, room.clone(), Arc::clone(&joined)));
+        let outcome = match params {
+            Ok(params) => meeting::run(params, link, started, muted, control_rx, events_tx).await,
+            Err(e) => Err(e),
+        };
+        let _ = forward.await;
+        let input = match outcome {
+            Ok(SessionState::Left) => Input::Left,
+            Ok(SessionState::Failed { error }) if joined.load(Ordering::Relaxed) => {
+                Input::Disconnected(error.to_string())
+            }
+            Ok(SessionState::Failed { error }) => Input::JoinFailed(error.to_string()),
+            Ok(other) => Input::Disconnected(format!("the session stopped in state {other:?}")),
+            Err(e) => Input::JoinFailed(format!("{e:#}")),
+        };
+        match &input {
+            Input::Left => tracing::info!("left the meeting"),
+            Input::JoinFailed(why) => tracing::warn!(%why, "could not join"),
+            Input::Disconnected(why) => tracing::warn!(%why, "meeting lost"),
+            _ => {}
+        }
+        room.handle_input(input);
+        let _ = done.send(generation);
+    });
+    Running { control: control_tx, task }
+}
+
+/// Turns the meeting's events into supervisor inputs (rates from counters).
+async fn forward_events(
+    mut events: mpsc::UnboundedReceiver<MeetingEvent>,
+    room: Arc<SupervisedRoom>,
+    joined: Arc<AtomicBool>,
+) {
+    let mut last: Option<(Instant, Stats)> = None;
+    while let Some(event) = events.recv().await {
+        match event {
+            MeetingEvent::Joined => {
+                joined.store(true, Ordering::Relaxed);
+                room.handle_input(Input::Joined);
+            }
+            MeetingEvent::Retrying(why) => tracing::info!(%why, "the meeting server is unreachable"),
+            MeetingEvent::ParticipantJoined { feed, display } => {
+                room.handle_input(Input::ParticipantJoined { id: feed.to_string(), display });
+            }
+            MeetingEvent::ParticipantLeft { feed } => {
+                room.handle_input(Input::ParticipantLeft { id: feed.to_string() })
+            }
+            MeetingEvent::Stats(now_stats) => {
+                let now = Instant::now();
+                room.handle_input(Input::Media(media_stats(last.as_ref(), now, &now_stats)));
+                last = Some((now, now_stats));
+            }
+        }
+    }
+}
+
+/// The page's numbers: bitrates over the last interval, loss so far.
+fn media_stats(last: Option<&(Instant, Stats)>, now: Instant, s: &Stats) -> MediaStats {
+    let kbps = |then: u64, now_bytes: u64, ms: u128| -> u32 {
+        if ms == 0 {
+            return 0;
+        }
+        u32::try_from(u128::from(now_bytes.saturating_sub(then)) * 8 / ms).unwrap_or(u32::MAX)
+    };
+    let (send, receive) = match last {
+        Some((t, prev)) => {
+            let ms = now.saturating_duration_since(*t).as_millis();
+            (kbps(prev.bytes_sent, s.bytes_sent, ms), kbps(prev.bytes_received, s.bytes_received, ms))
+        }
+        None => (0, 0),
+    };
+    let expected = s.packets_received + s.packets_lost;
+    let loss = if expected == 0 { 0.0 } else { (s.packets_lost as f64 * 100.0 / expected as f64) as f32 };
+    MediaStats {
+        send_bitrate_kbps: send,
+        receive_bitrate_kbps: receive,
+        packet_loss_percent: loss,
+        frames_sent: s.video_frames_sent,
+        frames_received: s.frames_decoded,
+        decrypt_failures: s.decrypt_failures,
+    }
+}
+
+/// The meeting's media settings from the config and the devices found.
+/// `auto` takes the first device discovery found; `test` the test source.
+fn meeting_settings(
+    settings: &Settings,
+    devices: &DeviceReport,
+    board: Option<&'static BoardProfile>,
+) -> Result<MeetingSettings> {
+    let video = match settings.camera.as_str() {
+        "auto" => devices.cameras.first().map(|c| c.path.clone()).context(
+            "no camera: devices.camera is \"auto\" and no V4L2 camera was found (plug one in, or name one in the settings)",
+        )?,
+        other => other.to_owned(),
+    };
+    let audio = match settings.microphone.as_str() {
+        "auto" => devices
+            .microphones
+            .first()
+            .map(|m| m.id.clone())
+            .context("no microphone: devices.microphone is \"auto\" and no ALSA capture device was found")?,
+        other => other.to_owned(),
+    };
+    let speaker = match settings.speaker.as_str() {
+        "none" => AudioOutput::Discard,
+        "auto" => match devices.speakers.first() {
+            Some(s) => AudioOutput::Alsa { device: s.id.clone() },
+            None => {
+                tracing::warn!("no speaker found: the meeting's sound is discarded");
+                AudioOutput::Discard
+            }
+        },
+        other => AudioOutput::Alsa { device: other.to_owned() },
+    };
+    let mode = VideoMode::new(settings.resolution.width, settings.resolution.height, settings.framerate)
+        .context("video.resolution / video.framerate")?;
+    Ok(MeetingSettings {
+        codec: match settings.codec {
+            ConfigCodec::H264 => VideoCodec::H264,
+            _ => VideoCodec::Vp8,
+        },
+        video,
+        audio,
+        mode,
+        name: settings.room_name.clone(),
+        receive: ReceiveSettings {
+            canvas: screen_canvas(board),
+            framerate: 15,
+            display: display_output(board),
+            speaker,
+            self_view: false,
+        },
+        status_line: None,
+        give_up_on_retry: true,
+    })
+}
+
+/// The board from the config, or detected; `None` on a machine without a
+/// device tree (a PC running the demo or the tests).
+fn select_board(configured: &str) -> Result<Option<&'static BoardProfile>> {
+    if configured != "auto" {
+        return Ok(Some(BoardProfile::by_name(configured)?));
+    }
+    match cloakroom_board::profile::read_model(cloakroom_board::profile::MODEL_PATH) {
+        Ok(model) => Ok(Some(BoardProfile::select(None, Some(&model))?)),
+        Err(_) => Ok(None),
+    }
+}
+
+fn display_output(board: Option<&BoardProfile>) -> DisplayOutput {
+    match board.map(|b| b.display_sink) {
+        Some("kmssink") => DisplayOutput::Kms,
+        _ => DisplayOutput::Snapshots,
+    }
+}
+
+fn screen_canvas(board: Option<&BoardProfile>) -> Canvas {
+    match display_output(board) {
+        DisplayOutput::Kms => Canvas { width: 1280, height: 720 },
+        _ => Canvas { width: 640, height: 360 },
+    }
+}
+
+/// `https://<address people can reach>:<port>`: the listening address, or
+/// for a wildcard bind the address of the interface with the default route.
+fn page_origin(addr: SocketAddr) -> String {
+    let ip =
+        if addr.ip().is_unspecified() { primary_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)) } else { addr.ip() };
+    let host = match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    if addr.port() == 443 { format!("https://{host}") } else { format!("https://{host}:{}", addr.port()) }
+}
+
+/// The source address the kernel would use towards the outside (no packet is sent).
+fn primary_ip() -> Option<IpAddr> {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).ok()?;
+    Some(socket.local_addr().ok()?.ip())
+}
+
+fn state_name(state: RoomState) -> &'static str {
+    match state {
+        RoomState::Idle => "idle",
+        RoomState::Joining => "joining",
+        RoomState::InMeeting => "in meeting",
+        RoomState::Leaving => "leaving",
+        RoomState::Error => "error",
+    }
+}
+
+/// The room screen while no meeting is shown: room name, pairing code,
+/// certificate fingerprint and the join-by-scan QR code. Rebuilt when the
+/// scan token or the pairing code changes (both are single use).
+struct RoomScreen {
+    board: Option<&'static BoardProfile>,
+    origin: String,
+    fingerprint: String,
+    print: bool,
+    shown: Option<(Zeroizing<String>, Zeroizing<String>, String)>,
+    screen: Option<IdleScreen>,
+    failed: bool,
+}
+
+impl RoomScreen {
+    fn new(board: Option<&'static BoardProfile>, origin: String, fingerprint: String, print: bool) -> Self {
+        Self { board, origin, fingerprint, print, shown: None, screen: None, failed: false }
+    }
+
+    /// Shows the current code and token (restarting the screen if they changed).
+    fn refresh(&mut self, pairing: &Mutex<Pairing>, room_name: &str, first: bool) {
+        let (code, token) = {
+            let mut p = pairing.lock().unwrap_or_else(PoisonError::into_inner);
+            let token = Zeroizing::new(p.join_token(Instant::now()).expose().to_owned());
+            (Zeroizing::new(p.code().expose().to_owned()), token)
+        };
+        let unchanged = self.screen.is_some()
+            && self.shown.as_ref().is_some_and(|(c, t, n)| *c == code && *t == token && n == room_name);
+        if unchanged
+            || (self.failed && !first && self.shown.as_ref().is_some_and(|(c, t, _)| *c == code && *t == token))
+        {
+            return;
+        }
+        let code_changed = self.shown.as_ref().is_none_or(|(c, _, _)| *c != code);
+        let token_changed = self.shown.as_ref().is_none_or(|(_, t, _)| *t != token);
+        if self.print && code_changed {
+            println!("code {}", code.as_str());
+        }
+        if self.print && token_changed {
+            println!("join-path /join#t={}", token.as_str());
+        }
+        let short = self.fingerprint.split(':').take(8).collect::<Vec<_>>().join(":");
+        let text = format!("{room_name}\npair: {}   cert: {short}…", code.as_str());
+        let link = Zeroizing::new(format!("{}/join#t={}", self.origin, token.as_str()));
+        self.screen = None; // one pipeline on the display at a time
+        let settings = IdleScreenSettings {
+            room_name: text,
+            link: link.to_string(),
+            canvas: screen_canvas(self.board),
+            framerate: 5,
+            display: display_output(self.board),
+        };
+        match IdleScreen::start(&settings) {
+            Ok(screen) => {
+                self.screen = Some(screen);
+                self.failed = false;
+            }
+            Err(e) => {
+                if !self.failed {
+                    tracing::warn!(error = %e, "room screen");
+                }
+                self.failed = true;
+            }
+        }
+        self.shown = Some((code, token, room_name.to_owned()));
+    }
+
+    /// Frees the display for the meeting.
+    fn hide(&mut self) {
+        self.screen = None;
+        self.shown = None;
+    }
+}
+
+/// Reads the board's mute button on its own thread; a press toggles mute,
+/// a long press leaves the meeting.
+fn spawn_button(line: cloakroom_board::GpioLine, room: Arc<SupervisedRoom>) {
+    let spawned = std::thread::Builder::new().name("mute-button".into()).spawn(move || {
+        let settings = cloakroom_board::button::ButtonSettings::default();
+        let mut button = match cloakroom_board::gpio::EdgeButton::open(&line, settings, "cloakroomd") {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, chip = line.chip_label, line = line.offset, "mute button unavailable");
+                return;
+            }
+        };
+        tracing::info!(chip = line.chip_label, line = line.offset, "mute button ready");
+        loop {
+            match button.next_event(Instant::now() + Duration::from_secs(60)) {
+                Ok(Some(cloakroom_board::button::ButtonEvent::Press { held, .. })) => {
+                    tracing::info!(held_ms = held.as_millis() as u64, "mute button pressed");
+                    room.handle_input(Input::ToggleMute);
+                }
+                Ok(Some(cloakroom_board::button::ButtonEvent::LongPress { .. })) => {
+                    tracing::info!("mute button held: leaving the meeting");
+                    room.handle_input(Input::Leave);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "mute button stopped");
+                    return;
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "mute button thread");
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitrates_come_from_the_byte_counters_over_the_interval() {
+        let t0 = Instant::now();
+        let first = Stats { bytes_sent: 1000, bytes_received: 500, ..Stats::default() };
+        assert_eq!(media_stats(None, t0, &first).send_bitrate_kbps, 0);
+        let later = Stats {
+            bytes_sent: 1000 + 125_000,
+            bytes_received: 500 + 250_000,
+            packets_received: 990,
+            packets_lost: 10,
+            video_frames_sent: 20,
+            frames_decoded: 18,
+            decrypt_failures: 3,
+        };
+        let m = media_stats(Some(&(t0, first)), t0 + Duration::from_secs(1), &later);
+        assert_eq!(m.send_bitrate_kbps, 1000);
+        assert_eq!(m.receive_bitrate_kbps, 2000);
+        assert!((m.packet_loss_percent - 1.0).abs() < 1e-6);
+        assert_eq!((m.frames_sent, m.frames_received, m.decrypt_failures), (20, 18, 3));
+    }
+
+    #[test]
+    fn origin_for_a_wildcard_bind_is_a_reachable_address() {
+        let o = page_origin("127.0.0.1:8443".parse().expect("addr"));
+        assert_eq!(o, "https://127.0.0.1:8443");
+        assert_eq!(page_origin("10.0.0.5:443".parse().expect("addr")), "https://10.0.0.5");
+        let wildcard = page_origin("0.0.0.0:8443".parse().expect("addr"));
+        assert!(!wildcard.contains("0.0.0.0"), "{wildcard}");
+        assert!(wildcard.ends_with(":8443"));
+    }
+
+    #[test]
+    fn missing_devices_are_named_in_the_error() {
+        let file = cloakroom_appliance::config::parse_config("[devices]\ncamera = \"auto\"\n").expect("config");
+        let settings = Settings::from_file(&file).expect("settings");
+        let err = meeting_settings(&settings, &DeviceReport::default(), None).expect_err("no camera");
+        assert!(format!("{err:#}").contains("no camera"), "{err:#}");
+        let file = cloakroom_appliance::config::parse_config(
+            "[devices]\ncamera = \"test\"\nmicrophone = \"test\"\nspeaker = \"none\"\n[video]\nresolution = \"320x240\"\nframerate = 15\n",
+        )
+        .expect("config");
+        let settings = Settings::from_file(&file).expect("settings");
+        let m = meeting_settings(&settings, &DeviceReport::default(), None).expect("test sources");
+        assert_eq!((m.video.as_str(), m.audio.as_str()), ("test", "test"));
+        assert_eq!(m.receive.speaker, AudioOutput::Discard);
+        assert_eq!((m.mode.width, m.mode.height, m.mode.framerate), (320, 240, 15));
+    }
+}
