@@ -1,97 +1,178 @@
-// The appliance's web page in real Chromium: pairing (wrong code refused,
-// right code gives the admin page, rate limit after 10 wrong tries), settings
-// saved, join and leave from the admin page and from the phone's scan link,
-// a POST without CSRF token refused. Runs the crate's `appliance-demo`
-// example (real supervisor, pretend media; no Janus, no root), built here with
-// `cargo build -p cloakroom-appliance --example appliance-demo` (a no-op when
-// fresh) unless CLOAKROOM_APPLIANCE_DEMO names a binary. Screenshots go to CLOAKROOM_SHOTS
-// (default /tmp/cloakroom-shots), outside git.
+// The appliance in real Chromium: `cloakroomd --config` (the real daemon,
+// test camera and tone, no root needed by the daemon itself) with its HTTPS
+// page, joined into a real Janus room (Debian's janus in a network
+// namespace, so the test needs root) where a browser participant with the
+// key checks that the room's video really arrives and decrypts.
+//
+// Covered: pairing (wrong code refused, right code gives the admin page,
+// rate limit after 10 wrong tries), session cookie flags, a POST without
+// CSRF token refused, every /api route refused without a session, settings
+// saved and kept across a daemon restart, join from the admin page and from
+// the phone's scan link into Janus, mute, leave, a link without a key
+// refused, an unreachable server shown as an error with retries.
+//
+// The daemon binary: CLOAKROOMD_BIN, or target/debug/cloakroomd (`cargo
+// build -p cloakroomd`). Screenshots go to CLOAKROOM_SHOTS (default
+// /tmp/cloakroom-shots), outside git.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchBrowser } from './lib/browser.mjs';
+import { keepFailureLogs } from './lib/artifacts.mjs';
+import { startJanus, sleep } from './lib/janus.mjs';
+import { launchBrowser, openParticipant, startPageServer } from './lib/browser.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..');
-const TARGET = process.env.CARGO_TARGET_DIR || join(REPO, 'target');
-const BIN = process.env.CLOAKROOM_APPLIANCE_DEMO || join(TARGET, 'debug', 'examples', 'appliance-demo');
+const BIN = process.env.CLOAKROOMD_BIN || join(REPO, 'target', 'debug', 'cloakroomd');
 const SHOTS = process.env.CLOAKROOM_SHOTS || '/tmp/cloakroom-shots';
-const LINK = 'janus+wss://sfu.example:8989/janus?room=1234#e2ee=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8';
+const ROOM = 5150;
+const keyBytes = randomBytes(32);
+const keyHex = keyBytes.toString('hex');
+const keyB64 = keyBytes.toString('base64url');
 
-let device, browser, dir;
+let janus, pages, browser, dir, device;
+const participants = new Set();
 
+/** Starts `cloakroomd --config` on the test's state dir; resolves once the page is up. */
 async function startDevice() {
-  dir = mkdtempSync(join(tmpdir(), 'cloakroom-appliance-e2e-'));
   const config = join(dir, 'cloakroom.toml');
-  writeFileSync(config, `[room]\nname = "Aquarium"\n[web]\nbind = "127.0.0.1"\nhttps_port = 0\nhttp_port = 0\n[paths]\nstate_dir = "${join(dir, 'state')}"\n`);
-  const child = spawn(BIN, ['--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const info = {};
-  await new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('appliance-demo did not start within 30 s')), 30000);
-    child.once('exit', (code) => reject(new Error(`appliance-demo exited with ${code}`)));
-    child.stdout.on('data', (d) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        const [k, v] = line.split(' ');
-        if (v) info[k] = v;
-      }
-      if (info['join-path']) { clearTimeout(timer); resolve(); }
-    });
+  writeFileSync(config, [
+    '[room]', 'name = "Aquarium"',
+    '[devices]', 'camera = "test"', 'microphone = "test"', 'speaker = "none"',
+    '[video]', 'resolution = "320x240"', 'framerate = 15',
+    '[web]', 'bind = "127.0.0.1"', 'https_port = 0', 'http_port = 0',
+    '[paths]', `state_dir = "${join(dir, 'state')}"`, '',
+  ].join('\n'));
+  const child = spawn(BIN, ['--config', config, '--print-pairing'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'info,webrtc=warn,rtc=warn' },
   });
-  return { child, ...info };
+  const d = { child, stderr: [], info: {}, exit: null };
+  let buf = '';
+  child.stdout.on('data', (chunk) => {
+    buf += chunk;
+    const lines = buf.split('\n');
+    buf = lines.pop();
+    // `code` and `join-path` lines come again whenever the screen shows new ones.
+    for (const line of lines) {
+      const i = line.indexOf(' ');
+      if (i > 0) d.info[line.slice(0, i)] = line.slice(i + 1);
+    }
+  });
+  let ebuf = '';
+  child.stderr.on('data', (chunk) => { ebuf += chunk; const l = ebuf.split('\n'); ebuf = l.pop(); d.stderr.push(...l); });
+  d.exited = new Promise((resolve) => child.on('exit', (code, signal) => { d.exit = { code, signal }; resolve(d.exit); }));
+  const deadline = Date.now() + 30000;
+  while (!(d.info.url && d.info.code && d.info['join-path'])) {
+    if (d.exit) throw new Error(`cloakroomd exited ${JSON.stringify(d.exit)}\n${d.stderr.join('\n')}`);
+    if (Date.now() > deadline) throw new Error(`cloakroomd did not print its page within 30 s\n${d.stderr.join('\n')}`);
+    await sleep(100);
+  }
+  d.stop = async () => {
+    if (!d.exit) child.kill('SIGTERM');
+    const r = await Promise.race([d.exited, sleep(15000).then(() => null)]);
+    if (!r) { child.kill('SIGKILL'); await d.exited; }
+    return d.exit;
+  };
+  return d;
 }
 
 before(async () => {
-  if (!process.env.CLOAKROOM_APPLIANCE_DEMO) {
-    const build = spawnSync('cargo', ['build', '--locked', '-q', '-p', 'cloakroom-appliance', '--example', 'appliance-demo'],
-      { cwd: REPO, stdio: 'inherit' });
-    assert.equal(build.status, 0, 'cargo build of appliance-demo failed');
-  }
-  assert.ok(existsSync(BIN), `appliance-demo not found at ${BIN}: cargo build -p cloakroom-appliance --example appliance-demo`);
+  assert.ok(existsSync(BIN), `cloakroomd not found at ${BIN}: run \`cargo build -p cloakroomd\` or set CLOAKROOMD_BIN`);
   mkdirSync(SHOTS, { recursive: true });
-  device = await startDevice();
+  dir = mkdtempSync(join(tmpdir(), 'cloakroom-appliance-e2e-'));
+  janus = await startJanus({ room: ROOM });
+  pages = await startPageServer();
   browser = await launchBrowser();
+  device = await startDevice();
 });
 
 after(async () => {
+  for (const p of participants) await p.close();
   await browser?.close();
-  device?.child.kill('SIGTERM');
+  await device?.stop();
+  await pages?.close();
+  await janus?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+function step(name, fn) {
+  return async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      await keepFailureLogs(e, { prefix: 'appliance-', name, janus, participants, extra: { daemon: device?.stderr.join('\n') ?? '' } });
+      throw e;
+    }
+  };
+}
+
+const janusLink = () => `janus+ws://${new URL(janus.wsUrl).host}/?room=${ROOM}#e2ee=${keyB64}`;
 // The device certificate is self-signed; people compare its fingerprint, the test trusts it.
 const newContext = (opts = {}) => browser.newContext({ ignoreHTTPSErrors: true, ...opts });
+const waitText = (page, id, text, timeout = 30000) =>
+  page.waitForFunction(([i, t]) => document.getElementById(i).textContent === t, [id, text], { timeout });
 
-test('pairing, admin page, settings, join and leave, CSRF', { timeout: 120000 }, async () => {
+/** A browser participant with the key decodes the room's video (≥ 30 frames in 5 s at 15 fps, moving). */
+async function assertBrowserSeesRoom(t) {
+  const B = await openParticipant(browser, { pageUrl: pages.url, wsUrl: janus.wsUrl, room: ROOM, keyHex, publish: false, subscribe: true, display: 'B-key' });
+  B.display = 'B-key';
+  participants.add(B);
+  await B.waitFor((s) => s.video.framesDecoded > 0, 40000, 'the first decoded frame of the room');
+  const s0 = await B.stats();
+  await sleep(5000);
+  const s1 = await B.stats();
+  const decoded = s1.video.framesDecoded - s0.video.framesDecoded;
+  const detail = JSON.stringify({ video: s1.video, worker: s1.worker });
+  assert.ok(decoded >= 30, `browser decoded ${decoded} frames of the room in 5 s (want ≥ 30): ${detail}`);
+  assert.equal(s1.worker.decryptFailures.video, 0, detail);
+  assert.deepEqual([s1.video.width, s1.video.height], [320, 240], detail);
+  const m = await B.motion(5, 300);
+  assert.ok(Math.max(...m.diffs) > 1.0, `no motion in the room's picture: ${JSON.stringify(m)}`);
+  t.diagnostic(`browser with the key decoded ${decoded} frames of the room in 5 s; motion ${m.diffs.map((x) => x.toFixed(1)).join(',')}`);
+  participants.delete(B);
+  await B.close();
+}
+
+async function apiStatus(page) {
+  return page.evaluate(async () => (await fetch('/api/status')).json());
+}
+
+test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 120000 }, step('admin', async () => {
   const ctx = await newContext({ viewport: { width: 1100, height: 1400 } });
   const page = await ctx.newPage();
-  await page.goto(device.url);
+  await page.goto(device.info.url);
   await page.locator('#pair').waitFor({ state: 'visible' });
 
   // Wrong code: refused with a message, still on the pairing form.
-  const wrong = String((Number(device.code) + 1) % 1000000).padStart(6, '0');
+  const code = device.info.code;
+  const wrong = String((Number(code) + 1) % 1000000).padStart(6, '0');
   await page.fill('#code', wrong);
   await page.click('#pair-form button');
   await page.waitForFunction(() => document.getElementById('pair-error').textContent.includes('wrong code'));
   assert.equal(await page.locator('#admin').isVisible(), false);
 
   // Right code: the admin page.
-  await page.fill('#code', device.code);
+  await page.fill('#code', code);
   await page.click('#pair-form button');
   await page.locator('#admin').waitFor({ state: 'visible' });
-  const cookies = await ctx.cookies();
-  const session = cookies.find((c) => c.name === '__Host-cloakroom');
+  const session = (await ctx.cookies()).find((c) => c.name === '__Host-cloakroom');
   assert.ok(session, 'session cookie set');
   assert.equal(session.httpOnly, true);
   assert.equal(session.secure, true);
   assert.equal(session.sameSite, 'Strict');
-  await page.waitForFunction(() => document.getElementById('state').textContent === 'idle');
-  assert.equal(await page.textContent('#fingerprint'), device.fingerprint);
+  await waitText(page, 'state', 'idle');
+  assert.equal(await page.textContent('#fingerprint'), device.info.fingerprint);
+
+  // The code was single use: the room screen (and --print-pairing) shows a new one.
+  const deadline = Date.now() + 10000;
+  while (device.info.code === code && Date.now() < deadline) await sleep(200);
+  assert.notEqual(device.info.code, code, 'a new pairing code after the first was used');
 
   // A POST without the CSRF header is refused, even from the page's own origin with the cookie.
   const noCsrf = await page.evaluate(async () => {
@@ -102,76 +183,138 @@ test('pairing, admin page, settings, join and leave, CSRF', { timeout: 120000 },
   assert.equal(noCsrf.body.error.code, 'csrf');
 
   // Settings: a bad value is refused with the field named, a good one is saved.
-  await page.locator('#settings-form input[name=room_name]').waitFor();
   await page.waitForFunction(() => document.querySelector('#settings-form input[name=room_name]').value === 'Aquarium');
   await page.fill('#settings-form input[name=resolution]', '9999x9999');
   await page.evaluate(() => document.querySelector('#settings-form input[name=resolution]').removeAttribute('pattern'));
   await page.click('#settings-form button');
   await page.waitForFunction(() => document.getElementById('settings-error').textContent.includes('resolution'));
-  await page.fill('#settings-form input[name=resolution]', '1920x1080');
+  await page.fill('#settings-form input[name=resolution]', '320x240');
   await page.fill('#settings-form input[name=room_name]', 'Aquarium, 3rd floor');
   await page.click('#settings-form button');
   await page.waitForFunction(() => document.getElementById('settings-ok').textContent === 'Saved.');
 
-  // Join: the supervisor goes to the meeting (pretend media), the verification string shows.
+  // Restart the daemon: the setting is still there, and the session too (kept in the state dir).
+  await device.stop();
+  device = await startDevice();
+  await page.goto(device.info.url);
+  await page.locator('#admin').waitFor({ state: 'visible' });
+  await page.waitForFunction(() => document.querySelector('#settings-form input[name=room_name]').value === 'Aquarium, 3rd floor');
+  await ctx.close();
+}));
+
+test('join from the admin page into Janus: a browser with the key sees the room; mute; leave', { timeout: 180000 }, step('admin-join', async (t) => {
+  const ctx = await newContext({ viewport: { width: 1100, height: 1400 } });
+  const page = await ctx.newPage();
+  await page.goto(device.info.url);
+  await page.locator('#pair').waitFor({ state: 'visible' });
+  await page.fill('#code', device.info.code);
+  await page.click('#pair-form button');
+  await page.locator('#admin').waitFor({ state: 'visible' });
+
+  // Bad links are refused with the reason, before anything starts.
   await page.fill('#link', 'https://meet.example/room');
   await page.click('#join-form button');
   await page.waitForFunction(() => document.getElementById('join-error').textContent.includes('scheme'));
-  await page.fill('#link', LINK);
+  await page.fill('#link', `janus+ws://${new URL(janus.wsUrl).host}/?room=${ROOM}`);
   await page.click('#join-form button');
-  await page.waitForFunction(() => document.getElementById('state').textContent === 'in meeting', null, { timeout: 10000 });
+  await page.waitForFunction(() => document.getElementById('join-error').textContent !== '' && !document.getElementById('join-error').textContent.includes('scheme'));
+  t.diagnostic(`link without a key: ${await page.textContent('#join-error')}`);
+  await waitText(page, 'state', 'idle');
+
+  await page.fill('#link', janusLink());
+  await page.click('#join-form button');
+  await waitText(page, 'state', 'in meeting', 40000);
   const verification = await page.textContent('#verification');
   assert.match(verification, /^\d{3}( \d{3}){4}$/);
   assert.equal(await page.textContent('#encrypted'), 'encrypted');
-  assert.ok(!(await page.content()).includes('AAECAwQF'), 'the key is never on the page');
+  assert.ok(!(await page.content()).includes(keyB64.slice(0, 12)), 'the key is never on the page');
+  await assertBrowserSeesRoom(t);
+
+  // The page's numbers come from the real meeting.
+  const st = await apiStatus(page);
+  assert.ok(st.media.frames_sent > 0 && st.media.send_bitrate_kbps > 0, JSON.stringify(st.media));
+  const metrics = await page.evaluate(async () => (await fetch('/metrics')).text());
+  assert.match(metrics, /cloakroom_room_state\{state="in_meeting"\} 1/);
+
   await page.click('#mute');
   await page.waitForFunction(() => document.getElementById('mute').textContent === 'Unmute');
+  assert.equal((await apiStatus(page)).muted, true);
   await page.screenshot({ path: join(SHOTS, 'admin.png'), fullPage: true });
+  await page.click('#mute');
+  await page.waitForFunction(() => document.getElementById('mute').textContent === 'Mute');
   await page.click('#leave');
-  await page.waitForFunction(() => document.getElementById('state').textContent === 'idle', null, { timeout: 10000 });
+  await waitText(page, 'state', 'idle', 20000);
+  const logs = await page.evaluate(async () => (await fetch('/api/logs')).json());
+  assert.ok(logs.some((l) => l.message.includes('left the meeting')), 'the log view shows the leave');
+  assert.ok(!JSON.stringify(logs).includes(keyB64.slice(0, 12)), 'the key is not in the logs');
   await ctx.close();
-});
+}));
 
-test('phone joins by the scan link', { timeout: 60000 }, async () => {
+test('phone joins by the scan link into Janus, then leaves', { timeout: 180000 }, step('scan-join', async (t) => {
   const ctx = await newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
   const page = await ctx.newPage();
-  await page.goto(new URL(device['join-path'], device.url).href);
+  const joinPath = device.info['join-path'];
+  await page.goto(new URL(joinPath, device.info.url).href);
   await page.locator('#guest').waitFor({ state: 'visible' });
   assert.equal(new URL(page.url()).hash, '', 'the single-use token is dropped from the address bar');
-  await page.fill('#link', LINK);
+  await page.fill('#link', janusLink());
   await page.tap('#join-form button');
-  await page.waitForFunction(() => document.getElementById('state').textContent === 'in meeting', null, { timeout: 10000 });
+  await waitText(page, 'state', 'in meeting', 40000);
   await page.screenshot({ path: join(SHOTS, 'join-phone.png'), fullPage: true });
+  await assertBrowserSeesRoom(t);
   // The guest session cannot read settings.
-  const settings = await page.evaluate(async () => (await fetch('/api/settings')).status);
-  assert.equal(settings, 403);
+  assert.equal(await page.evaluate(async () => (await fetch('/api/settings')).status), 403);
   await page.tap('#leave');
-  await page.waitForFunction(() => document.getElementById('state').textContent === 'idle', null, { timeout: 10000 });
+  await waitText(page, 'state', 'idle', 20000);
   // The same scan link again: used.
   const again = await ctx.newPage();
-  await again.goto(new URL(device['join-path'], device.url).href);
+  await again.goto(new URL(joinPath, device.info.url).href);
   await again.locator('#expired').waitFor({ state: 'visible' });
   await ctx.close();
-});
+}));
 
-test('ten wrong codes pause pairing', { timeout: 60000 }, async () => {
+test('an unreachable meeting server: error with retries, then leave', { timeout: 90000 }, step('server-gone', async (t) => {
   const ctx = await newContext();
   const page = await ctx.newPage();
-  await page.goto(device.url);
+  await page.goto(device.info.url);
+  await page.locator('#pair').waitFor({ state: 'visible' });
+  await page.fill('#code', device.info.code);
+  await page.click('#pair-form button');
+  await page.locator('#admin').waitFor({ state: 'visible' });
+  // Port 9 on this machine's own address: nothing listens.
+  await page.fill('#link', `janus+ws://127.0.0.1:9/?room=${ROOM}#e2ee=${keyB64}`);
+  await page.click('#join-form button');
+  await waitText(page, 'state', 'error', 40000);
+  const st = await apiStatus(page);
+  assert.ok(st.error && st.attempts >= 1 && st.retry_in_ms !== null, JSON.stringify(st));
+  t.diagnostic(`shown: ${st.error} (attempt ${st.attempts}, retry in ${st.retry_in_ms} ms)`);
+  await page.click('#leave');
+  await waitText(page, 'state', 'idle', 20000);
+  await ctx.close();
+}));
+
+test('ten wrong codes pause pairing; every /api route refuses a browser without a session', { timeout: 60000 }, step('rate-limit', async () => {
+  const ctx = await newContext();
+  const page = await ctx.newPage();
+  await page.goto(device.info.url);
   await page.locator('#pair').waitFor({ state: 'visible' });
   for (let i = 0; i < 10; i++) {
-    await page.fill('#code', '000000' === device.code ? '000001' : '000000');
+    await page.fill('#code', device.info.code === '000000' ? '000001' : '000000');
     await page.click('#pair-form button');
     await page.waitForFunction((n) => document.getElementById('pair-error').dataset.n !== String(n) && document.getElementById('pair-error').textContent !== '', i);
     await page.evaluate((n) => { document.getElementById('pair-error').dataset.n = String(n); }, i);
   }
-  const message = await page.textContent('#pair-error');
-  assert.match(message, /too many wrong tries/);
-  // Every /api route but pair and scan refuses a browser without a session.
+  assert.match(await page.textContent('#pair-error'), /too many wrong tries/);
+  // Now even the right code is refused for a while.
+  await page.fill('#code', device.info.code);
+  await page.click('#pair-form button');
+  await sleep(500);
+  assert.equal(await page.locator('#admin').isVisible(), false);
   const statuses = await page.evaluate(async () => {
     const out = {};
     for (const [m, p] of [['GET', '/api/status'], ['GET', '/api/settings'], ['PUT', '/api/settings'], ['GET', '/api/devices'],
-      ['GET', '/api/logs'], ['POST', '/api/join'], ['POST', '/api/leave'], ['POST', '/api/mute'], ['GET', '/api/session']]) {
+      ['GET', '/api/logs'], ['POST', '/api/join'], ['POST', '/api/leave'], ['POST', '/api/mute'], ['GET', '/api/session'],
+      ['GET', '/api/join-token'], ['POST', '/api/logout']]) {
       const r = await fetch(p, { method: m, headers: { 'content-type': 'application/json' }, body: m === 'GET' ? undefined : '{}' });
       out[`${m} ${p}`] = r.status;
     }
@@ -179,4 +322,4 @@ test('ten wrong codes pause pairing', { timeout: 60000 }, async () => {
   });
   for (const [route, status] of Object.entries(statuses)) assert.equal(status, 401, route);
   await ctx.close();
-});
+}));
