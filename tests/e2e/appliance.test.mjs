@@ -16,7 +16,7 @@
 // /tmp/cloakroom-shots), outside git.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,7 @@ import { launchBrowser, openParticipant, startPageServer } from './lib/browser.m
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..');
 const BIN = process.env.CLOAKROOMD_BIN || join(REPO, 'target', 'debug', 'cloakroomd');
+const CLI = process.env.CLOAKROOM_BIN || join(REPO, 'target', 'debug', 'cloakroom');
 const SHOTS = process.env.CLOAKROOM_SHOTS || '/tmp/cloakroom-shots';
 const ROOM = 5150;
 const keyBytes = randomBytes(32);
@@ -271,6 +272,44 @@ test('phone joins by the scan link into Janus, then leaves', { timeout: 180000 }
   await again.goto(new URL(joinPath, device.info.url).href);
   await again.locator('#expired').waitFor({ state: 'visible' });
   await ctx.close();
+}));
+
+test('the command line: pair (fingerprint pinned), join with the link on stdin, status, mute, leave', { timeout: 120000 }, step('cli', async (t) => {
+  assert.ok(existsSync(CLI), `cloakroom not found at ${CLI}: run \`cargo build -p cloakroom\` or set CLOAKROOM_BIN`);
+  const env = { ...process.env, CLOAKROOM_SESSION: join(dir, 'cli-session.json') };
+  const cli = (args, input) => {
+    const r = spawnSync(CLI, args, { env, input, encoding: 'utf8', timeout: 20000 });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  // A wrong fingerprint: refused before the code is sent.
+  const bad = cli(['pair', device.info.code, '--device', device.info.url, '--fingerprint', '00'.repeat(32)]);
+  assert.equal(bad.code, 1, JSON.stringify(bad));
+  assert.match(bad.err, /fingerprint/);
+  const wrong = cli(['status']);
+  assert.equal(wrong.code, 1, 'no session yet');
+  const paired = cli(['pair', device.info.code, '--device', device.info.url, '--fingerprint', device.info.fingerprint.toLowerCase()]);
+  assert.equal(paired.code, 0, JSON.stringify(paired));
+  assert.match(paired.out, /paired with .* as admin/);
+  const joined = cli(['join', '-'], `${janusLink()}\n`);
+  assert.equal(joined.code, 0, JSON.stringify(joined));
+  let status;
+  const deadline = Date.now() + 40000;
+  do {
+    await sleep(500);
+    status = cli(['status']);
+  } while (!status.out.includes('state: in meeting') && Date.now() < deadline);
+  assert.match(status.out, /state: in meeting/, status.out + status.err);
+  assert.match(status.out, /encryption: end to end, key check \d{3} \d{3}/);
+  assert.ok(!status.out.includes(keyB64.slice(0, 12)), 'the key is not printed');
+  assert.equal(cli(['mute', 'on']).code, 0);
+  assert.equal(JSON.parse(cli(['status', '--json']).out).muted, true);
+  const again = cli(['join', '-'], `${janusLink()}\n`);
+  assert.equal(again.code, 1, 'a second join while in a meeting is refused');
+  t.diagnostic(`second join: ${again.err.trim()}`);
+  assert.equal(cli(['leave']).code, 0);
+  do { await sleep(500); status = cli(['status']); } while (!status.out.includes('state: idle') && Date.now() < deadline + 20000);
+  assert.match(status.out, /state: idle/);
+  assert.equal(cli(['mute', 'off']).code, 0);
 }));
 
 test('an unreachable meeting server: error with retries, then leave', { timeout: 90000 }, step('server-gone', async (t) => {
