@@ -21,7 +21,9 @@ pub fn init() -> LogBuffer {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn"));
     // systemd sets JOURNAL_STREAM when stderr goes to the journal.
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(!journal && std::io::stderr().is_terminal());
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(!journal && std::io::stderr().is_terminal());
     let registry = tracing_subscriber::registry().with(filter).with(PageLayer { logs: logs.clone() });
     if journal {
         registry.with(stderr.without_time()).init();
