@@ -31,6 +31,7 @@ mod status;
 
 use std::io::Read as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -106,23 +107,32 @@ enum DisplayArg {
     Kms,
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
     let logs = logs::init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let result = runtime.block_on(async {
-        match (&cli.config, &cli.join) {
-            (Some(config), _) => appliance::run(config, cli.print_pairing, logs, started).await,
-            (None, Some(join)) => join_from_command_line(&cli, join, started).await,
-            (None, None) => bail!("give --config FILE or --join LINK"),
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                match (&cli.config, &cli.join) {
+                    (Some(config), _) => appliance::run(config, cli.print_pairing, logs, started).await,
+                    (None, Some(join)) => join_from_command_line(&cli, join, started).await,
+                    (None, None) => bail!("give --config FILE or --join LINK"),
+                }
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line a person can act on, in the journal and on the terminal.
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
         }
-    });
-    if let Err(e) = &result {
-        // One line a person can act on, in the journal and on the terminal.
-        tracing::error!("{e:#}");
     }
-    result
 }
 
 /// `--join`: one meeting, until Ctrl-C or SIGTERM.
