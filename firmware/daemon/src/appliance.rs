@@ -80,6 +80,9 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     if let Some(line) = board.and_then(|b| b.mute_button) {
         spawn_button(line, room.clone());
     }
+    if let Some(line) = board.and_then(|b| b.state_led) {
+        spawn_led(line, room.clone());
+    }
     notify::notify("READY=1\nSTATUS=idle");
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
 
@@ -479,6 +482,59 @@ fn spawn_button(line: cloakroom_board::GpioLine, room: Arc<SupervisedRoom>) {
     }
 }
 
+/// Drives the board's state LED: a pattern per room state (board/README.md).
+fn spawn_led(line: cloakroom_board::GpioLine, room: Arc<SupervisedRoom>) {
+    let spawned = std::thread::Builder::new().name("state-led".into()).spawn(move || {
+        let pin = match cloakroom_board::gpio::GpioOutput::open(&line, "cloakroomd") {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, chip = line.chip_label, line = line.offset, "state LED unavailable");
+                return;
+            }
+        };
+        let led_state = |room: &SupervisedRoom| {
+            let s = room.status();
+            led_pattern(s.state, s.muted)
+        };
+        let mut state = led_state(&room);
+        let mut led = cloakroom_board::pins::LedDriver::new(pin, line.active_low, Instant::now(), state);
+        let mut next: Option<Instant> = None;
+        loop {
+            // The state is looked at every 100 ms; the pattern's own steps may come sooner.
+            let now = Instant::now();
+            let wake = next.map_or(now + Duration::from_millis(100), |t| t.min(now + Duration::from_millis(100)));
+            std::thread::sleep(wake.saturating_duration_since(now));
+            let now = Instant::now();
+            let current = led_state(&room);
+            if current != state {
+                state = current;
+                led.set_state(now, state);
+            }
+            match led.drive(now) {
+                Ok(n) => next = n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "state LED stopped");
+                    return;
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "state LED thread");
+    }
+}
+
+fn led_pattern(state: RoomState, muted: bool) -> cloakroom_board::RoomState {
+    use cloakroom_board::RoomState as Led;
+    match state {
+        RoomState::Idle | RoomState::Leaving => Led::Idle,
+        RoomState::Joining => Led::Joining,
+        RoomState::InMeeting if muted => Led::Muted,
+        RoomState::InMeeting => Led::InMeeting,
+        RoomState::Error => Led::Error,
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -506,6 +562,15 @@ mod tests {
         assert_eq!(m.receive_bitrate_kbps, 2000);
         assert!((m.packet_loss_percent - 1.0).abs() < 1e-6);
         assert_eq!((m.frames_sent, m.frames_received, m.decrypt_failures), (20, 18, 3));
+    }
+
+    #[test]
+    fn led_shows_mute_only_in_a_meeting() {
+        use cloakroom_board::RoomState as Led;
+        assert_eq!(led_pattern(RoomState::InMeeting, true), Led::Muted);
+        assert_eq!(led_pattern(RoomState::InMeeting, false), Led::InMeeting);
+        assert_eq!(led_pattern(RoomState::Idle, true), Led::Idle);
+        assert_eq!(led_pattern(RoomState::Error, false), Led::Error);
     }
 
     #[test]
