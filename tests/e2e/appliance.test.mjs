@@ -169,6 +169,10 @@ test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 120
   assert.equal(session.sameSite, 'Strict');
   await waitText(page, 'state', 'idle');
   assert.equal(await page.textContent('#fingerprint'), device.info.fingerprint);
+  // The device report, readable, and the settings' suggestions from it.
+  await page.waitForFunction(() => document.getElementById('devices').textContent.includes('Encoders: '));
+  assert.match(await page.textContent('#devices'), /Encoders: .*vp8 \(vp8enc\)/);
+  assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll('#camera-list option')].map((o) => o.value).filter((v) => v === 'auto' || v === 'test')), ['auto', 'test']);
 
   // The code was single use: the room screen (and --print-pairing) shows a new one.
   const deadline = Date.now() + 10000;

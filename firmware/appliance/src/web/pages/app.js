@@ -30,7 +30,11 @@ function showStatus(s) {
   $("mute").textContent = s.muted ? "Unmute" : "Mute";
   $("mute").dataset.muted = s.muted ? "1" : "";
   if ($("participants")) $("participants").textContent = s.participants.map((p) => p.display || p.id).join(", ") || "—";
-  if ($("media")) $("media").textContent = `send ${s.media.send_bitrate_kbps} kbit/s, receive ${s.media.receive_bitrate_kbps} kbit/s, loss ${Number(s.media.packet_loss_percent).toFixed(1)} %`;
+  if ($("media")) {
+    const m = s.media;
+    $("media").textContent = `send ${m.send_bitrate_kbps} kbit/s, receive ${m.receive_bitrate_kbps} kbit/s, loss ${Number(m.packet_loss_percent).toFixed(1)} %; `
+      + `frames sent ${m.frames_sent}, shown ${m.frames_received}` + (m.decrypt_failures ? `, ${m.decrypt_failures} did not open (wrong key?)` : "");
+  }
   if ($("fingerprint")) $("fingerprint").textContent = s.fingerprint || "—";
   if ($("room-error")) $("room-error").textContent = s.error ? (s.error + (s.retry_in_ms != null ? ` (retrying in ${Math.ceil(s.retry_in_ms / 1000)} s)` : "")) : "";
 }
@@ -40,9 +44,30 @@ async function refresh(admin) {
     showStatus(await api("GET", "/api/status"));
     if (admin) {
       $("logs").textContent = (await api("GET", "/api/logs")).map((l) => `${new Date(l.unix_ms).toLocaleTimeString()} ${l.level} ${l.message}`).join("\n");
-      $("devices").textContent = JSON.stringify(await api("GET", "/api/devices"), null, 1);
+      showDevices(await api("GET", "/api/devices"));
     }
   } catch (e) { if (e.status === 401) location.reload(); }
+}
+
+// The device report as a list, and the settings' suggestions ("auto", "test", "none" and what was found).
+function showDevices(d) {
+  const fill = (id, options) => {
+    const list = $(id);
+    list.replaceChildren(...options.map(([value, label]) => { const o = document.createElement("option"); o.value = value; o.label = label; return o; }));
+  };
+  const cams = d.cameras || [], mics = d.microphones || [], spk = d.speakers || [];
+  fill("camera-list", [["auto", "first camera found"], ...cams.map((c) => [c.path, c.name]), ["test", "test picture"]]);
+  fill("microphone-list", [["auto", "first microphone found"], ...mics.map((m) => [m.id, m.name]), ["test", "test tone"]]);
+  fill("speaker-list", [["auto", "first speaker found"], ...spk.map((m) => [m.id, m.name]), ["none", "no sound"]]);
+  const item = (text) => { const li = document.createElement("li"); li.textContent = text; return li; };
+  const sizes = (c) => (c.formats || []).map((f) => `${f.fourcc} ${(f.resolutions || []).slice(0, 4).map((r) => `${r.width}x${r.height}`).join(" ")}`).join("; ");
+  const codecs = (list) => (list || []).map((e) => `${e.codec} (${e.element}${e.hardware ? ", hardware" : ""})`).join(", ") || "none";
+  $("devices").replaceChildren(
+    ...(cams.length ? cams.map((c) => item(`Camera: ${c.name} — ${c.path}, ${sizes(c)}`)) : [item("Camera: none found")]),
+    ...(mics.length ? mics.map((m) => item(`Microphone: ${m.name} — ${m.id}`)) : [item("Microphone: none found")]),
+    ...(spk.length ? spk.map((m) => item(`Speaker: ${m.name} — ${m.id}`)) : [item("Speaker: none found")]),
+    item(`Encoders: ${codecs(d.encoders)}`), item(`Decoders: ${codecs(d.decoders)}`),
+    ...(d.notes || []).map((n) => item(`Note: ${n}`)));
 }
 
 function wireMeeting(admin) {
