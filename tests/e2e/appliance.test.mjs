@@ -316,6 +316,46 @@ test('the command line: pair (fingerprint pinned), join with the link on stdin, 
   assert.equal(cli(['mute', 'off']).code, 0);
 }));
 
+test('with "refuse links without a key" off, a keyless link joins unencrypted, and the page says so', { timeout: 120000 }, step('plain', async (t) => {
+  const ctx = await newContext({ viewport: { width: 1100, height: 1400 } });
+  const page = await ctx.newPage();
+  await page.goto(device.info.url);
+  await page.locator('#pair').waitFor({ state: 'visible' });
+  await page.fill('#code', device.info.code);
+  await page.click('#pair-form button');
+  await page.locator('#admin').waitFor({ state: 'visible' });
+  const plainLink = `janus+ws://${new URL(janus.wsUrl).host}/?room=${ROOM}`;
+  const setRequireKey = async (on) => {
+    await page.waitForFunction(() => document.querySelector('#settings-form input[name=room_name]').value !== '');
+    await page.evaluate(() => { document.getElementById('settings-ok').textContent = ''; });
+    await page.setChecked('#settings-form input[name=require_key]', on);
+    await page.click('#settings-form button');
+    await page.waitForFunction(() => document.getElementById('settings-ok').textContent === 'Saved.');
+  };
+  await setRequireKey(false);
+  await page.fill('#link', plainLink);
+  await page.click('#join-form button');
+  await waitText(page, 'state', 'in meeting', 40000);
+  await waitText(page, 'encrypted', 'NOT encrypted');
+  assert.equal(await page.textContent('#verification'), '—');
+  // A browser without any transform decodes the room: nothing is encrypted.
+  const plain = await openParticipant(browser, { pageUrl: pages.url, wsUrl: janus.wsUrl, room: ROOM, transform: false, publish: false, subscribe: true, display: 'plain' });
+  plain.display = 'plain';
+  participants.add(plain);
+  const s = await plain.waitFor((x) => x.video.framesDecoded >= 30, 40000, '30 decoded frames of the unencrypted room');
+  t.diagnostic(`plain browser decoded ${s.video.framesDecoded} frames of the room`);
+  participants.delete(plain);
+  await plain.close();
+  await page.click('#leave');
+  await waitText(page, 'state', 'idle', 20000);
+  // Back on: the same link is refused again.
+  await setRequireKey(true);
+  await page.fill('#link', plainLink);
+  await page.click('#join-form button');
+  await page.waitForFunction(() => document.getElementById('join-error').textContent.includes('refuses meetings without one'));
+  await ctx.close();
+}));
+
 test('an unreachable meeting server: error with retries, then leave', { timeout: 90000 }, step('server-gone', async (t) => {
   const ctx = await newContext();
   const page = await ctx.newPage();

@@ -132,7 +132,10 @@ pub async fn run(
         VideoCodec::Vp8 => Codec::Vp8,
         VideoCodec::H264 => Codec::H264,
     };
-    tracing::info!(link = %link, codec = ?settings.codec, "joining");
+    tracing::info!(link = %link, codec = ?settings.codec, encrypted = link.key().is_some(), "joining");
+    if link.key().is_none() {
+        tracing::warn!("this meeting is NOT end-to-end encrypted: the link has no key and the room allows that");
+    }
 
     // Receive side first: it owns the echo probe the microphone's canceller needs.
     let receive = ReceivePipeline::start(&settings.receive).context("start the receive pipeline")?;
@@ -385,8 +388,11 @@ async fn handle_session_event(
             }
             let (frames_tx, frames_rx) = mpsc::channel::<RemoteFrame>(128);
             let counters = Arc::new(ParticipantCounters::new(display));
-            let mut decryptor = FrameDecryptor::new();
-            decryptor.set_key(0, ctx.link.key().clone());
+            let decryptor = ctx.link.key().map(|key| {
+                let mut d = FrameDecryptor::new();
+                d.set_key(0, key.clone());
+                d
+            });
             let task =
                 tokio::spawn(open_frames(feed, frames_rx, decryptor, Arc::clone(&ctx.receive), Arc::clone(&counters)));
             match Subscriber::answer(
@@ -440,11 +446,12 @@ async fn handle_session_event(
     None
 }
 
-/// Opens one participant's frames and hands them to its decoders.
+/// Opens one participant's frames and hands them to its decoders (as they
+/// come, in a meeting without a key).
 async fn open_frames(
     feed: u64,
     mut frames: mpsc::Receiver<RemoteFrame>,
-    mut decryptor: FrameDecryptor,
+    mut decryptor: Option<FrameDecryptor>,
     receive: Arc<Mutex<ReceivePipeline>>,
     counters: Arc<ParticipantCounters>,
 ) {
@@ -460,9 +467,15 @@ async fn open_frames(
         } else {
             counters.video_frames.fetch_add(1, Ordering::Relaxed);
         }
-        match decryptor.open(kind, &frame.data) {
+        let opened = match &mut decryptor {
+            Some(d) => d.open(kind, &frame.data),
+            None => Ok(frame.data.to_vec()),
+        };
+        match opened {
             Ok(plain) => {
-                counters.decrypted.fetch_add(1, Ordering::Relaxed);
+                if decryptor.is_some() {
+                    counters.decrypted.fetch_add(1, Ordering::Relaxed);
+                }
                 let keyframe = match kind {
                     MediaKind::Vp8Key | MediaKind::Opus => true,
                     MediaKind::H264 => {
@@ -489,7 +502,7 @@ async fn open_frames(
 fn start_video(
     settings: &MeetingSettings,
     codec: Codec,
-    key: &KeyMaterial,
+    key: Option<&KeyMaterial>,
     ssrc: u32,
     out: mpsc::Sender<Outgoing>,
     status: Arc<Status>,
@@ -500,8 +513,7 @@ fn start_video(
         VideoSource::Camera { device: PathBuf::from(&settings.video) }
     };
     let mode = settings.mode;
-    let mut encryptor = FrameEncryptor::with_random_counters();
-    encryptor.set_key(0, key.clone());
+    let mut encryptor = key.map(encryptor_for);
     let send_settings = VideoSendSettings::new(source, codec, mode);
     let frame_time = Duration::from_millis(1000 / u64::from(mode.framerate.max(1)));
     let sender = VideoSender::start(send_settings, move |frame: EncodedFrame| {
@@ -513,7 +525,11 @@ fn start_video(
             }
         };
         let rtp_timestamp = frame.pts.map(|p| (p.as_micros() * 9 / 100) as u32).unwrap_or(0);
-        match encryptor.seal(FrameMeta { ssrc, rtp_timestamp, kind }, &payload) {
+        let sealed = match &mut encryptor {
+            Some(e) => e.seal(FrameMeta { ssrc, rtp_timestamp, kind }, &payload),
+            None => Ok(payload),
+        };
+        match sealed {
             Ok(sealed) => {
                 status.video_sealed.fetch_add(1, Ordering::Relaxed);
                 let duration = frame.duration.unwrap_or(frame_time);
@@ -531,7 +547,7 @@ fn start_video(
 
 fn start_audio(
     settings: &MeetingSettings,
-    key: &KeyMaterial,
+    key: Option<&KeyMaterial>,
     ssrc: u32,
     out: mpsc::Sender<Outgoing>,
     status: Arc<Status>,
@@ -542,8 +558,7 @@ fn start_audio(
     } else {
         AudioSource::Microphone { device: settings.audio.clone() }
     };
-    let mut encryptor = FrameEncryptor::with_random_counters();
-    encryptor.set_key(0, key.clone());
+    let mut encryptor = key.map(encryptor_for);
     let mut send_settings = AudioSendSettings::new(source);
     // The echo canceller needs a speaker to cancel; without one it only costs CPU.
     send_settings.echo_cancel = !matches!(settings.receive.speaker, cloakroom_media::receive::AudioOutput::Discard);
@@ -551,7 +566,11 @@ fn start_audio(
         let rtp_timestamp = frame.pts.map(|p| (p.as_micros() * 48 / 1000) as u32).unwrap_or(0);
         // Muted: the microphone's packet is dropped here, before sealing; silence goes instead.
         let payload: &[u8] = if muted.load(Ordering::Relaxed) { &OPUS_SILENCE } else { &frame.data };
-        match encryptor.seal(FrameMeta { ssrc, rtp_timestamp, kind: MediaKind::Opus }, payload) {
+        let sealed = match &mut encryptor {
+            Some(e) => e.seal(FrameMeta { ssrc, rtp_timestamp, kind: MediaKind::Opus }, payload),
+            None => Ok(payload.to_vec()),
+        };
+        match sealed {
             Ok(sealed) => {
                 let duration = frame.duration.unwrap_or(Duration::from_millis(20));
                 if out.try_send(Outgoing { video: false, sealed, duration }).is_err() {
@@ -562,6 +581,12 @@ fn start_audio(
         }
     })
     .with_context(|| format!("start the audio sender ({})", settings.audio))
+}
+
+fn encryptor_for(key: &KeyMaterial) -> FrameEncryptor {
+    let mut e = FrameEncryptor::with_random_counters();
+    e.set_key(0, key.clone());
+    e
 }
 
 /// Rewrites an Annex B access unit the way it travels over RTP (RFC 6184):

@@ -121,13 +121,28 @@ pub struct MeetingLink {
     port: Option<u16>,
     path: String,
     room: RoomId,
-    key: KeyMaterial,
-    key_source: KeySource,
+    key: Option<(KeyMaterial, KeySource)>,
+}
+
+/// Whether a link must carry an end-to-end key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPolicy {
+    /// A link without a key is refused ([`LinkError::MissingKey`]).
+    Required,
+    /// A link without a key is accepted: the meeting is not end-to-end
+    /// encrypted (an admin's choice, `e2ee.require_key = false`).
+    Optional,
 }
 
 impl MeetingLink {
-    /// Parses a link. Errors say what is wrong without echoing the key.
+    /// Parses a link that must carry a key. Errors say what is wrong without
+    /// echoing the key.
     pub fn parse(link: &str) -> Result<Self, LinkError> {
+        Self::parse_with(link, KeyPolicy::Required)
+    }
+
+    /// Parses a link; `policy` says whether it may come without a key.
+    pub fn parse_with(link: &str, policy: KeyPolicy) -> Result<Self, LinkError> {
         if link.len() > MAX_LINK_LEN {
             return Err(LinkError::TooLong);
         }
@@ -156,8 +171,11 @@ impl MeetingLink {
         };
         let (host, port) = parse_authority(authority)?;
         let room = parse_query(query)?;
-        let fragment = fragment.filter(|f| !f.is_empty()).ok_or(LinkError::MissingKey)?;
-        let (key, key_source) = parse_fragment(fragment, &room)?;
+        let key = match (fragment.filter(|f| !f.is_empty()), policy) {
+            (Some(fragment), _) => Some(parse_fragment(fragment, &room)?),
+            (None, KeyPolicy::Required) => return Err(LinkError::MissingKey),
+            (None, KeyPolicy::Optional) => None,
+        };
         Ok(Self {
             connector: Connector::JanusVideoRoom,
             secure,
@@ -166,7 +184,6 @@ impl MeetingLink {
             path: if path.is_empty() { "/".to_owned() } else { path.to_owned() },
             room,
             key,
-            key_source,
         })
     }
 
@@ -200,14 +217,15 @@ impl MeetingLink {
         &self.room
     }
 
-    /// The meeting's key material (the `jitsi` format's 32 bytes).
-    pub fn key(&self) -> &KeyMaterial {
-        &self.key
+    /// The meeting's key material (the `jitsi` format's 32 bytes); `None`
+    /// for a link without a key (accepted only with [`KeyPolicy::Optional`]).
+    pub fn key(&self) -> Option<&KeyMaterial> {
+        self.key.as_ref().map(|(k, _)| k)
     }
 
     /// How the key was given.
-    pub fn key_source(&self) -> KeySource {
-        self.key_source
+    pub fn key_source(&self) -> Option<KeySource> {
+        self.key.as_ref().map(|(_, s)| *s)
     }
 }
 
@@ -215,7 +233,8 @@ impl fmt::Display for MeetingLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.secure { "janus+wss" } else { "janus+ws" };
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
-        write!(f, "{scheme}://{}{port}{}?room={}#[redacted]", self.host, self.path, self.room)
+        write!(f, "{scheme}://{}{port}{}?room={}", self.host, self.path, self.room)?;
+        if self.key.is_some() { f.write_str("#[redacted]") } else { Ok(()) }
     }
 }
 
@@ -225,8 +244,8 @@ impl fmt::Debug for MeetingLink {
             .field("connector", &self.connector)
             .field("server_url", &self.server_url())
             .field("room", &self.room)
-            .field("key", &"[redacted]")
-            .field("key_source", &self.key_source)
+            .field("key", &self.key.as_ref().map(|_| "[redacted]"))
+            .field("key_source", &self.key_source())
             .finish()
     }
 }

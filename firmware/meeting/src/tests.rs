@@ -27,8 +27,8 @@ fn parses_a_full_wss_link() {
     assert_eq!(link.host(), "janus.example.org");
     assert_eq!(link.server_url(), "wss://janus.example.org:8989/janus");
     assert_eq!(link.room(), &RoomId::Number(1234));
-    assert_eq!(link.key_source(), KeySource::Shared);
-    assert!(same_key(link.key(), &KeyMaterial::from_hex(HEX_0_31).expect("hex")));
+    assert_eq!(link.key_source(), Some(KeySource::Shared));
+    assert!(same_key(link.key().expect("key"), &KeyMaterial::from_hex(HEX_0_31).expect("hex")));
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn display_and_debug_redact_the_key() {
     for fragment in [format!("e2ee={KEY_0_31}"), "passphrase=very%20secret%20words".to_owned()] {
         let text = format!("janus+wss://example.org/janus?room=42#{fragment}");
         let link = MeetingLink::parse(&text).expect("valid");
-        let shown = format!("{link} {link:?} {:?}", link.key());
+        let shown = format!("{link} {link:?} {:?}", link.key().expect("key"));
         assert_eq!(link.to_string(), "janus+wss://example.org/janus?room=42#[redacted]");
         for secret in [KEY_0_31, "very", "secret", HEX_0_31, "AAECAwQF"] {
             assert!(!shown.contains(secret), "{shown} shows {secret}");
@@ -63,15 +63,15 @@ fn passphrase_matches_independent_pbkdf2() {
     // Expected values from Python's hashlib.pbkdf2_hmac('sha256', pass, salt, 100000, 32).
     let link =
         MeetingLink::parse("janus+ws://h:1/?room=1234#passphrase=correct%20horse%20battery%20staple").expect("ok");
-    assert_eq!(link.key_source(), KeySource::Passphrase);
+    assert_eq!(link.key_source(), Some(KeySource::Passphrase));
     let expected =
         KeyMaterial::from_hex("0670525d77d36d051db298a4c7a29706d782a48d7c9655e1be20b9efd9a9f995").expect("hex");
-    assert!(same_key(link.key(), &expected));
+    assert!(same_key(link.key().expect("key"), &expected));
 
     let link = MeetingLink::parse("janus+ws://h:1/?room=board-room#passphrase=gr%C3%BC%C3%9Fe%20%26%20co").expect("ok");
     let expected =
         KeyMaterial::from_hex("929663aab0db6538ab3d10d56cac97ff81fb09e2902f1d9712a18979d8332664").expect("hex");
-    assert!(same_key(link.key(), &expected));
+    assert!(same_key(link.key().expect("key"), &expected));
 }
 
 #[test]
@@ -156,4 +156,17 @@ fn arbitrary_input_never_panics() {
             }
         }
     }
+}
+
+#[test]
+fn a_link_without_a_key_only_with_the_optional_policy() {
+    let plain = "janus+wss://sfu.example/janus?room=1234";
+    assert_eq!(MeetingLink::parse(plain).err(), Some(LinkError::MissingKey));
+    assert_eq!(MeetingLink::parse_with(plain, KeyPolicy::Required).err(), Some(LinkError::MissingKey));
+    let link = MeetingLink::parse_with(plain, KeyPolicy::Optional).expect("accepted");
+    assert!(link.key().is_none() && link.key_source().is_none());
+    assert_eq!(link.to_string(), "janus+wss://sfu.example/janus?room=1234");
+    // A key, when there is one, is still parsed (and checked) under the optional policy.
+    let keyed = MeetingLink::parse_with(&format!("{plain}#e2ee=short"), KeyPolicy::Optional);
+    assert!(keyed.is_err());
 }

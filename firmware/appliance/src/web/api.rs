@@ -6,7 +6,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cloakroom_meeting::MeetingLink;
+use cloakroom_meeting::{KeyPolicy, LinkError, MeetingLink};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -118,9 +118,18 @@ pub fn validate_scan(req: &ScanRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Parses the meeting link of a join request.
-pub fn validate_join(req: &JoinRequest) -> Result<MeetingLink, ApiError> {
-    MeetingLink::parse(req.link.trim()).map_err(|e| ApiError::field("link", e.to_string()))
+/// Parses the meeting link of a join request; a link without a key only
+/// when `require_key` is off (`e2ee.require_key`).
+pub fn validate_join(req: &JoinRequest, require_key: bool) -> Result<MeetingLink, ApiError> {
+    let policy = if require_key { KeyPolicy::Required } else { KeyPolicy::Optional };
+    MeetingLink::parse_with(req.link.trim(), policy).map_err(|e| match e {
+        LinkError::MissingKey => ApiError::field(
+            "link",
+            "the link has no end-to-end key (`#e2ee=` or `#passphrase=`), and this room refuses meetings \
+             without one (settings: \"Refuse links without an end-to-end key\")",
+        ),
+        e => ApiError::field("link", e.to_string()),
+    })
 }
 
 /// Validates new settings against the config file they will be applied to.
@@ -149,7 +158,9 @@ pub fn check_request(path: &str, body: &[u8]) -> bool {
     match path {
         "/api/pair" => parse_body::<PairRequest>(body).and_then(|r| validate_pair(&r)).is_ok(),
         "/api/scan" => parse_body::<ScanRequest>(body).and_then(|r| validate_scan(&r)).is_ok(),
-        "/api/join" => parse_body::<JoinRequest>(body).and_then(|r| validate_join(&r).map(drop)).is_ok(),
+        "/api/join" => parse_body::<JoinRequest>(body)
+            .and_then(|r| validate_join(&r, body.first().is_some_and(|b| b % 2 == 0)).map(drop))
+            .is_ok(),
         "/api/mute" => parse_body::<MuteRequest>(body).is_ok(),
         "/api/settings" => parse_body::<EditableSettings>(body)
             .and_then(|e| validate_settings(&e, &crate::config::ConfigFile::default()).map(drop))
@@ -189,8 +200,17 @@ mod tests {
     #[test]
     fn link_errors_do_not_echo_the_key() {
         let req = JoinRequest { link: "janus+wss://sfu.example/janus?room=1#e2ee=SECRETSECRET".into() };
-        let e = validate_join(&req).expect_err("refused");
+        let e = validate_join(&req, true).expect_err("refused");
         assert_eq!(e.field.as_deref(), Some("link"));
         assert!(!e.message.contains("SECRET"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_link_without_a_key_depends_on_the_rooms_policy() {
+        let req = JoinRequest { link: "janus+wss://sfu.example/janus?room=1".into() };
+        let e = validate_join(&req, true).expect_err("refused");
+        assert!(e.message.contains("refuses meetings without one"), "{}", e.message);
+        let link = validate_join(&req, false).expect("allowed");
+        assert!(link.key().is_none());
     }
 }

@@ -472,10 +472,11 @@ async fn join(
 ) -> Result<Response, ApiError> {
     authorize(&st, &method, &headers, Access::AdminOrGuest)?;
     let req: api::JoinRequest = api::parse_body(&body)?;
-    let link = api::validate_join(&req)?;
+    let require_key = lock(&st.ctx.config).settings().require_key;
+    let link = api::validate_join(&req, require_key)?;
     let shown = link.to_string();
     st.ctx.room.join(link).map_err(|e| ApiError::new(StatusCode::CONFLICT, "join_refused", e.to_string()))?;
-    st.ctx.logs.push("info", format!("joining {shown}"));
+    st.ctx.logs.push("info", format!("join asked for through the API: {shown}"));
     Ok(axum::Json(serde_json::json!({ "ok": true })).into_response())
 }
 
