@@ -33,7 +33,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PairArgs {
     /// The 6-digit code on the room screen.
     code: String,
-    /// The device's page, e.g. https://192.168.1.20 or https://room.local:8443.
+    /// The device's page, e.g. `https://192.168.1.20` or `https://room.local:8443`.
     #[arg(long)]
     device: String,
     /// The certificate fingerprint on the room screen (AB:CD:…); without it
