@@ -140,6 +140,18 @@ async function assertBrowserSeesRoom(t) {
   await B.close();
 }
 
+/** A new browser context paired as admin with the code the room shows now; on the admin page. */
+async function pairedAdminPage(viewport) {
+  const ctx = await newContext(viewport ? { viewport } : {});
+  const page = await ctx.newPage();
+  await page.goto(device.info.url);
+  await page.locator('#pair').waitFor({ state: 'visible' });
+  await page.fill('#code', device.info.code);
+  await page.click('#pair-form button');
+  await page.locator('#admin').waitFor({ state: 'visible' });
+  return { ctx, page };
+}
+
 async function apiStatus(page) {
   return page.evaluate(async () => (await fetch('/api/status')).json());
 }
@@ -208,13 +220,7 @@ test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 120
 }));
 
 test('join from the admin page into Janus: a browser with the key sees the room; mute; leave', { timeout: 180000 }, step('admin-join', async (t) => {
-  const ctx = await newContext({ viewport: { width: 1100, height: 1400 } });
-  const page = await ctx.newPage();
-  await page.goto(device.info.url);
-  await page.locator('#pair').waitFor({ state: 'visible' });
-  await page.fill('#code', device.info.code);
-  await page.click('#pair-form button');
-  await page.locator('#admin').waitFor({ state: 'visible' });
+  const { ctx, page } = await pairedAdminPage({ width: 1100, height: 1400 });
 
   // Bad links are refused with the reason, before anything starts.
   await page.fill('#link', 'https://meet.example/room');
@@ -317,13 +323,7 @@ test('the command line: pair (fingerprint pinned), join with the link on stdin, 
 }));
 
 test('with "refuse links without a key" off, a keyless link joins unencrypted, and the page says so', { timeout: 120000 }, step('plain', async (t) => {
-  const ctx = await newContext({ viewport: { width: 1100, height: 1400 } });
-  const page = await ctx.newPage();
-  await page.goto(device.info.url);
-  await page.locator('#pair').waitFor({ state: 'visible' });
-  await page.fill('#code', device.info.code);
-  await page.click('#pair-form button');
-  await page.locator('#admin').waitFor({ state: 'visible' });
+  const { ctx, page } = await pairedAdminPage({ width: 1100, height: 1400 });
   const plainLink = `janus+ws://${new URL(janus.wsUrl).host}/?room=${ROOM}`;
   const setRequireKey = async (on) => {
     await page.waitForFunction(() => document.querySelector('#settings-form input[name=room_name]').value !== '');
@@ -357,13 +357,7 @@ test('with "refuse links without a key" off, a keyless link joins unencrypted, a
 }));
 
 test('an unreachable meeting server: error with retries, then leave', { timeout: 90000 }, step('server-gone', async (t) => {
-  const ctx = await newContext();
-  const page = await ctx.newPage();
-  await page.goto(device.info.url);
-  await page.locator('#pair').waitFor({ state: 'visible' });
-  await page.fill('#code', device.info.code);
-  await page.click('#pair-form button');
-  await page.locator('#admin').waitFor({ state: 'visible' });
+  const { ctx, page } = await pairedAdminPage();
   // Port 9 on this machine's own address: nothing listens.
   await page.fill('#link', `janus+ws://127.0.0.1:9/?room=${ROOM}#e2ee=${keyB64}`);
   await page.click('#join-form button');
