@@ -38,9 +38,10 @@ import { keepFailureLogs } from '../lib/artifacts.mjs';
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ROOM = 5150;
 // Under TCG emulation the guest encodes far fewer than the configured 15 fps
-// (about 2 fps measured on a loaded 2-core host); the thresholds ask for a
-// steady stream, not for real-time speed.
-const DECODE_WINDOW_MS = 10000;
+// (measured on a loaded 2-core host: 3.3 fps on ARMv8 AES, 1.2 fps on the
+// software path); the thresholds ask for a steady stream, not for real-time
+// speed.
+const DECODE_WINDOW_MS = 15000;
 const MIN_DECODED = 10;
 const MOTION_MIN = 1.0;
 const WIDTH = 320;
