@@ -28,6 +28,13 @@ const ROOM = 1234;
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS || 8000);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS || 20000);
 const TICK = 100; // USER_HZ
+// BENCH_ONLY=daemon skips the Chromium phase (for iterating on the daemon);
+// BENCH_THREADS=1 also prints the daemon's CPU per thread name and its memory
+// breakdown (smaps_rollup), to see where it goes.
+const ONLY = process.env.BENCH_ONLY || '';
+const THREADS = process.env.BENCH_THREADS === '1';
+
+class SkipChromium extends Error {}
 
 const key = randomBytes(32);
 const keyHex = key.toString('hex');
@@ -77,6 +84,56 @@ function pssKb(pids) {
   return kb;
 }
 
+/** utime+stime ticks per thread name (comm) of one process. */
+function threadTicks(pid) {
+  const out = new Map();
+  let tasks = [];
+  try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return out; }
+  for (const t of tasks) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + Number(rest[11]) + Number(rest[12]));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+function printThreads(pid, before, seconds) {
+  const after = threadTicks(pid);
+  const rows = [...after].map(([name, t]) => [name, ((t - (before.get(name) ?? 0)) / TICK / seconds) * 100]).sort((a, b) => b[1] - a[1]);
+  console.log(`daemon threads (${rows.length} names), CPU % of one core:`);
+  for (const [name, pct] of rows) if (pct >= 0.05) console.log(`  ${name.padEnd(16)} ${pct.toFixed(1).padStart(5)}`);
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    console.log(rollup.split('\n').filter((l) => /^(Rss|Pss|Pss_Anon|Pss_File|Anonymous|Private_Dirty|Shared_Clean):/.test(l)).map((l) => `  ${l.replace(/\s+/g, ' ')}`).join('\n'));
+  } catch { /* gone */ }
+  console.log('  largest mappings by PSS (kB):');
+  for (const [name, kb, n] of topMappings(pid, 12)) console.log(`  ${String(kb).padStart(7)}  ${String(n).padStart(4)}×  ${name}`);
+}
+
+/** PSS per mapped file ([anon] and [heap] together), largest first. */
+function topMappings(pid, count) {
+  const by = new Map();
+  let name = '';
+  try {
+    for (const l of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+      const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(l);
+      if (head) {
+        name = head[1] || '[anon]';
+        continue;
+      }
+      const m = /^Pss:\s+(\d+) kB/.exec(l);
+      if (m) {
+        const [kb, n] = by.get(name) ?? [0, 0];
+        by.set(name, [kb + Number(m[1]), n + 1]);
+      }
+    }
+  } catch { /* gone */ }
+  return [...by].map(([k, [kb, n]]) => [k, kb, n]).sort((a, b) => b[1] - a[1]).slice(0, count);
+}
+
 /** CPU % of one core and mean PSS of a process tree over `ms`. */
 async function measure(rootPid, ms) {
   const pids0 = tree(rootPid);
@@ -113,13 +170,16 @@ try {
   const joinMs = status.sent.first_video_ms;
   await sleep(WARMUP_MS);
   const before = status;
+  const threads0 = threadTicks(daemon.pid);
   const m = await measure(daemon.pid, WINDOW_MS);
   const after = status;
+  if (THREADS) printThreads(daemon.pid, threads0, WINDOW_MS / 1000);
   results.daemon = { ...m, joinToFirstFrameMs: joinMs, sentFps: (after.sent.video_frames - before.sent.video_frames) / (WINDOW_MS / 1000), decodedFps: (after.received.decoded_video - before.received.decoded_video) / (WINDOW_MS / 1000), decryptFailures: after.received.decrypt_failures };
   daemon.kill('SIGTERM');
   await new Promise((r) => daemon.on('exit', r));
 
   // Phase 2: Chromium doing the same, in a browser of its own.
+  if (ONLY === 'daemon') throw new SkipChromium();
   const l0 = Date.now();
   const srv = await chromium.launchServer({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   const browser = await chromium.connect(srv.wsEndpoint());
@@ -144,6 +204,8 @@ try {
   await browser.close();
   await srv.close();
   await source.close();
+} catch (e) {
+  if (!(e instanceof SkipChromium)) throw e;
 } finally {
   await sourceBrowser.close();
   await server.close();
@@ -152,6 +214,10 @@ try {
 
 const d = results.daemon;
 const c = results.chromium;
+if (!c) {
+  console.log(JSON.stringify(results));
+  process.exit(0);
+}
 const row = (name, x) => `| ${name.padEnd(9)} | ${x.cpuPercent.toFixed(1).padStart(6)} | ${x.pssMb.toFixed(1).padStart(7)} | ${String(x.joinToFirstFrameMs).padStart(8)} | ${x.sentFps.toFixed(1).padStart(5)} | ${x.decodedFps.toFixed(1).padStart(5)} | ${x.processes} |`;
 console.log(`window ${WINDOW_MS / 1000} s after ${WARMUP_MS / 1000} s warm-up; 640×480@20 VP8 sent encrypted, one encrypted stream received`);
 console.log('| who       | CPU %  | PSS MB  | join→1st | sent/s | dec/s | procs |');
