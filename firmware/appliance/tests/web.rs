@@ -310,7 +310,11 @@ async fn join_by_scan_and_bad_links() {
     let v = status.json()["encryption"]["verification"].as_str().expect("verification string").to_owned();
     assert_eq!(v.len(), 19, "{v}");
     let logs = admin.call(Method::GET, "/api/logs", None).await;
-    assert!(logs.body.contains("joining janus+wss://sfu.example:8989/janus?room=1234#[redacted]"), "{}", logs.body);
+    assert!(
+        logs.body.contains("join asked for through the API: janus+wss://sfu.example:8989/janus?room=1234#[redacted]"),
+        "{}",
+        logs.body
+    );
     assert_eq!(phone.call(Method::POST, "/api/leave", Some("{}")).await.status, StatusCode::OK);
 }
 
