@@ -38,11 +38,11 @@ import { keepFailureLogs } from '../lib/artifacts.mjs';
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ROOM = 5150;
 // Under TCG emulation the guest encodes far fewer than the configured 15 fps
-// (measured on a loaded 2-core host: 3.3 fps on ARMv8 AES, 1.2 fps on the
-// software path); the thresholds ask for a steady stream, not for real-time
-// speed.
-const DECODE_WINDOW_MS = 15000;
+// (measured on a 2-core host shared with other builds: 0.7 to 3.3 fps), so
+// the check is a count of frames decoded after the first one, with time for
+// it, not a rate; the rate is printed.
 const MIN_DECODED = 10;
+const DECODE_TIMEOUT_MS = 60000;
 const MOTION_MIN = 1.0;
 const WIDTH = 320;
 const HEIGHT = 240;
@@ -78,8 +78,11 @@ function serialLines() {
   return readFileSync(args['serial-log'], 'utf8').split('\n').map((l) => l.replace(/\r$/, ''));
 }
 
-/** Waits for a serial log line at index >= from matching re; returns {index, match}. */
-async function waitSerial(re, from, ms, what) {
+/**
+ * Waits for a serial log line at index >= from matching re; returns {index, match}.
+ * Fails early when the guest reports that run's daemon stopped, or its verdict.
+ */
+async function waitSerial(re, from, ms, what, run) {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     const lines = serialLines();
@@ -87,7 +90,7 @@ async function waitSerial(re, from, ms, what) {
       const m = re.exec(lines[i]);
       if (m) return { index: i, match: m };
     }
-    const down = lines.slice(from).find((l) => /^CLOAKROOM-QEMU (daemon-down|verdict)/.test(l));
+    const down = lines.slice(from).find((l) => l.startsWith(`CLOAKROOM-QEMU daemon-down ${run} `) || l.startsWith('CLOAKROOM-QEMU verdict'));
     if (down) throw new Error(`waiting for ${what}: the guest says "${down}"\n${tailOfRun(from)}`);
     await sleep(200);
   }
@@ -100,9 +103,10 @@ function tailOfRun(from, n = 40) {
 
 // ---------------------------------------------------------------- the daemon's HTTPS API
 
-// A new TLS connection per request, without session resumption: a resumed
-// session does not show the peer certificate, and every answer is pinned.
-const agent = new https.Agent({ keepAlive: false, maxCachedSessions: 0 });
+// Connections are kept (a TLS handshake costs the emulated guest seconds
+// while it joins), but never resumed: a resumed session does not show the
+// peer certificate, and every answer is pinned.
+const agent = new https.Agent({ keepAlive: true, maxSockets: 1, maxCachedSessions: 0 });
 
 /** One HTTPS request to the guest; the certificate must have the printed fingerprint. */
 function api(method, path, { body, session, fingerprint } = {}) {
@@ -115,7 +119,7 @@ function api(method, path, { body, session, fingerprint } = {}) {
   }
   return new Promise((resolve, reject) => {
     // Self-signed: not checked against a CA, but pinned below.
-    const req = https.request({ host, port: Number(port), method, path, headers, rejectUnauthorized: false, timeout: 20000, agent }, (res) => {
+    const req = https.request({ host, port: Number(port), method, path, headers, rejectUnauthorized: false, timeout: 30000, agent }, (res) => {
       const pin = res.socket.getPeerCertificate()?.fingerprint256?.replace(/:/g, '').toLowerCase();
       if (fingerprint && pin !== fingerprint) {
         res.destroy();
@@ -169,7 +173,13 @@ async function waitStatus(s, fingerprint, pred, ms, what) {
   const deadline = Date.now() + ms;
   let st;
   while (Date.now() < deadline) {
-    st = await status(s, fingerprint);
+    try {
+      st = await status(s, fingerprint);
+    } catch (e) {
+      // A guest busy joining may answer late; only the deadline decides.
+      if (!/timeout|ECONNRESET|socket hang up/.test(`${e.code} ${e.message}`)) throw e;
+      st = { unanswered: e.message };
+    }
     if (pred(st)) return st;
     await sleep(500);
   }
@@ -187,14 +197,14 @@ function pressButton() {
 
 // ---------------------------------------------------------------- one run
 
-async function runOnce(run, { janus, browser, pageUrl, open }) {
-  const up = await waitSerial(new RegExp(`^CLOAKROOM-QEMU daemon-up ${run}\\b`), 0, 120000, `the guest starting the daemon (${run})`);
+async function runOnce(run, { janus, browser, pageUrl, open, mark }) {
+  const up = await waitSerial(new RegExp(`^CLOAKROOM-QEMU daemon-up ${run}\\b`), mark, 120000, `the guest starting the daemon (${run})`, run);
   const from = up.index;
   const tag = `CLOAKROOM-DAEMON ${run} `;
-  const fp = (await waitSerial(new RegExp(`^${tag}fingerprint ([0-9a-fA-F:]{64,})`), from, 120000, 'the fingerprint line')).match[1]
+  const fp = (await waitSerial(new RegExp(`^${tag}fingerprint ([0-9a-fA-F:]{64,})`), from, 120000, 'the fingerprint line', run)).match[1]
     .replace(/:/g, '').toLowerCase();
-  const code = (await waitSerial(new RegExp(`^${tag}code (\\d{6})\\b`), from, 60000, 'the pairing code')).match[1];
-  const url = (await waitSerial(new RegExp(`^${tag}url (\\S+)`), from, 10000, 'the url line')).match[1];
+  const code = (await waitSerial(new RegExp(`^${tag}code (\\d{6})\\b`), from, 60000, 'the pairing code', run)).match[1];
+  const url = (await waitSerial(new RegExp(`^${tag}url (\\S+)`), from, 10000, 'the url line', run)).match[1];
   say(`${run}: daemon printed url ${url}, fingerprint ${fp.slice(0, 16)}…, a pairing code`);
 
   const s = await pair(code, fp);
@@ -217,7 +227,8 @@ async function runOnce(run, { janus, browser, pageUrl, open }) {
   await K.waitFor((x) => x.video.framesDecoded > 0, 60000, 'the first decoded frame of the guest');
   const a = await K.stats();
   const ta = Date.now();
-  await sleep(DECODE_WINDOW_MS);
+  await K.waitFor((x) => x.video.framesDecoded - a.video.framesDecoded >= MIN_DECODED, DECODE_TIMEOUT_MS,
+    `${MIN_DECODED} more decoded frames of the guest`).catch(() => null);
   const b = await K.stats();
   const seconds = (Date.now() - ta) / 1000;
   const decoded = b.video.framesDecoded - a.video.framesDecoded;
@@ -284,10 +295,11 @@ try {
   server = await startPageServer();
   browser = await launchBrowser();
   for (const [i, run] of runs.entries()) {
+    const mark = serialLines().length;
     if (i > 0) await command(run);
     const t = Date.now();
     try {
-      results.push(await runOnce(run, { janus, browser, pageUrl: server.url, open }));
+      results.push(await runOnce(run, { janus, browser, pageUrl: server.url, open, mark: i > 0 ? mark : 0 }));
     } catch (e) {
       await keepFailureLogs(e, { prefix: 'qemu-', name: run, janus, participants: open, extra: { serial: serialLines().join('\n') } });
       throw e;
