@@ -361,8 +361,8 @@ fn video_output_branch(pipeline: &mut Pipeline, settings: &ReceiveSettings) -> R
     pipeline.chain(&background)?;
     let mut output = vec![
         compositor.clone(),
+        // textoverlay draws on I420 itself: no conversion in front of it.
         caps_filter("grid-caps", &canvas_caps(settings.canvas, settings.framerate))?,
-        make("videoconvert", "badge-convert")?,
         encrypted_badge(settings.canvas)?,
     ];
     output.extend(display_branch(pipeline, &settings.display, "grid")?);

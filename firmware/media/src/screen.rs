@@ -214,7 +214,10 @@ pub(crate) fn display_branch(
         }
         DisplayOutput::Auto => make("autovideosink", "display")?,
         DisplayOutput::Snapshots => {
-            let caps = gst::Caps::builder("video/x-raw").field("format", "RGBA").build();
+            // The pipeline's own format (I420 for the grid, RGBA for the idle
+            // screen): pictures are turned into RGBA only when one is asked
+            // for, not 15 times a second for nobody.
+            let caps = gst::Caps::builder("video/x-raw").field("format", gst::List::new(["I420", "RGBA"])).build();
             gst_app::AppSink::builder()
                 .name("display")
                 .caps(&caps)
@@ -228,12 +231,12 @@ pub(crate) fn display_branch(
     Ok(vec![convert, sink])
 }
 
-/// Pulls the latest picture from a `display` appsink.
+/// Pulls the latest picture from a `display` appsink, as RGBA.
 pub(crate) fn pull_snapshot(bin: &gst::Pipeline, timeout: Duration) -> Option<Snapshot> {
     let sink = bin.by_name("display")?.downcast::<gst_app::AppSink>().ok()?;
     let sample = sink.try_pull_sample(clock_time(timeout))?;
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
-    let buffer = sample.buffer()?;
+    let (buffer, info) = to_rgba(sample.buffer_owned()?, info)?;
     let map = buffer.map_readable().ok()?;
     let (width, height) = (info.width(), info.height());
     let stride = usize::try_from(*info.stride().first()?).ok()?;
@@ -243,6 +246,25 @@ pub(crate) fn pull_snapshot(bin: &gst::Pipeline, timeout: Duration) -> Option<Sn
         rgba.extend_from_slice(map.get(y * stride..y * stride + row)?);
     }
     Some(Snapshot { width, height, rgba })
+}
+
+/// The picture in `buffer` (described by `info`) as RGBA, converted if it
+/// is in another format.
+fn to_rgba(buffer: gst::Buffer, info: gst_video::VideoInfo) -> Option<(gst::Buffer, gst_video::VideoInfo)> {
+    if info.format() == gst_video::VideoFormat::Rgba {
+        return Some((buffer, info));
+    }
+    let rgba = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgba, info.width(), info.height())
+        .fps(info.fps())
+        .par(info.par())
+        .build()
+        .ok()?;
+    let converter = gst_video::VideoConverter::new(&info, &rgba, None).ok()?;
+    let src = gst_video::VideoFrame::from_buffer_readable(buffer, &info).ok()?;
+    let out = gst::Buffer::with_size(rgba.size()).ok()?;
+    let mut dst = gst_video::VideoFrame::from_buffer_writable(out, &rgba).ok()?;
+    converter.frame(&src, &mut dst);
+    Some((dst.into_buffer(), rgba))
 }
 
 /// Links the last element of `branch` to a new compositor pad placed at
@@ -275,8 +297,13 @@ pub(crate) fn place(pad: &gst::Pad, rect: Rect) -> Result<(), MediaError> {
     set_number(el, "height", i64::from(rect.height))
 }
 
+/// The grid's picture format. Pinned to I420, what the decoders produce and
+/// what the display planes take: left open, the compositor picks the richest
+/// format its inputs allow (ABGR64, 8 bytes a pixel) and every decoded frame,
+/// the blend and the badge are converted to and done in 16 bits per channel.
 pub(crate) fn canvas_caps(canvas: Canvas, framerate: u32) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
         .field("width", canvas.width)
         .field("height", canvas.height)
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
