@@ -37,6 +37,8 @@ const keyHex = keyBytes.toString('hex');
 const keyB64 = keyBytes.toString('base64url');
 
 let janus, pages, browser, dir, device;
+// Pairing codes are single use: once one has paired, wait for the room to show the next.
+const usedCodes = new Set();
 const participants = new Set();
 
 /** Starts `cloakroomd --config` on the test's state dir; resolves once the page is up. */
@@ -140,15 +142,43 @@ async function assertBrowserSeesRoom(t) {
   await B.close();
 }
 
+/** The code the room shows now that has not been used yet (a new one comes within a few seconds of a pairing). */
+async function freshCode() {
+  const deadline = Date.now() + 15000;
+  while (usedCodes.has(device.info.code) && Date.now() < deadline) await sleep(200);
+  assert.ok(!usedCodes.has(device.info.code), 'the room shows a new pairing code after one was used');
+  return device.info.code;
+}
+
+/**
+ * Opens the device's page and waits for it to settle on the pairing form or
+ * the admin page. Once, in a CI run, the first page load showed neither for
+ * 30 s (its /api/session request never answered; not reproduced here): the
+ * page is then loaded once more, and that is said in the test's output.
+ */
+async function openDevicePage(page, t) {
+  const settled = () => page.waitForFunction(() => !document.getElementById('pair').hidden || !document.getElementById('admin').hidden, null, { timeout: 15000 });
+  await page.goto(device.info.url);
+  try {
+    await settled();
+  } catch {
+    t?.diagnostic('the device page showed neither pairing nor admin within 15 s; reloading once');
+    await page.reload();
+    await settled();
+  }
+}
+
 /** A new browser context paired as admin with the code the room shows now; on the admin page. */
-async function pairedAdminPage(viewport) {
+async function pairedAdminPage(t, viewport) {
   const ctx = await newContext(viewport ? { viewport } : {});
   const page = await ctx.newPage();
-  await page.goto(device.info.url);
+  await openDevicePage(page, t);
   await page.locator('#pair').waitFor({ state: 'visible' });
-  await page.fill('#code', device.info.code);
+  const code = await freshCode();
+  await page.fill('#code', code);
   await page.click('#pair-form button');
   await page.locator('#admin').waitFor({ state: 'visible' });
+  usedCodes.add(code);
   return { ctx, page };
 }
 
@@ -156,10 +186,10 @@ async function apiStatus(page) {
   return page.evaluate(async () => (await fetch('/api/status')).json());
 }
 
-test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 120000 }, step('admin', async () => {
+test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 150000 }, step('admin', async (t) => {
   const ctx = await newContext({ viewport: { width: 1100, height: 1400 } });
   const page = await ctx.newPage();
-  await page.goto(device.info.url);
+  await openDevicePage(page, t);
   await page.locator('#pair').waitFor({ state: 'visible' });
 
   // Wrong code: refused with a message, still on the pairing form.
@@ -174,6 +204,7 @@ test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 120
   await page.fill('#code', code);
   await page.click('#pair-form button');
   await page.locator('#admin').waitFor({ state: 'visible' });
+  usedCodes.add(code);
   const session = (await ctx.cookies()).find((c) => c.name === '__Host-cloakroom');
   assert.ok(session, 'session cookie set');
   assert.equal(session.httpOnly, true);
@@ -213,14 +244,14 @@ test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 120
   // Restart the daemon: the setting is still there, and the session too (kept in the state dir).
   await device.stop();
   device = await startDevice();
-  await page.goto(device.info.url);
+  await openDevicePage(page, t);
   await page.locator('#admin').waitFor({ state: 'visible' });
   await page.waitForFunction(() => document.querySelector('#settings-form input[name=room_name]').value === 'Aquarium, 3rd floor');
   await ctx.close();
 }));
 
 test('join from the admin page into Janus: a browser with the key sees the room; mute; leave', { timeout: 180000 }, step('admin-join', async (t) => {
-  const { ctx, page } = await pairedAdminPage({ width: 1100, height: 1400 });
+  const { ctx, page } = await pairedAdminPage(t, { width: 1100, height: 1400 });
 
   // Bad links are refused with the reason, before anything starts.
   await page.fill('#link', 'https://meet.example/room');
@@ -297,8 +328,10 @@ test('the command line: pair (fingerprint pinned), join with the link on stdin, 
   assert.match(bad.err, /fingerprint/);
   const wrong = cli(['status']);
   assert.equal(wrong.code, 1, 'no session yet');
-  const paired = cli(['pair', device.info.code, '--device', device.info.url, '--fingerprint', device.info.fingerprint.toLowerCase()]);
+  const code = await freshCode();
+  const paired = cli(['pair', code, '--device', device.info.url, '--fingerprint', device.info.fingerprint.toLowerCase()]);
   assert.equal(paired.code, 0, JSON.stringify(paired));
+  usedCodes.add(code);
   assert.match(paired.out, /paired with .* as admin/);
   const joined = cli(['join', '-'], `${janusLink()}\n`);
   assert.equal(joined.code, 0, JSON.stringify(joined));
@@ -323,7 +356,7 @@ test('the command line: pair (fingerprint pinned), join with the link on stdin, 
 }));
 
 test('with "refuse links without a key" off, a keyless link joins unencrypted, and the page says so', { timeout: 120000 }, step('plain', async (t) => {
-  const { ctx, page } = await pairedAdminPage({ width: 1100, height: 1400 });
+  const { ctx, page } = await pairedAdminPage(t, { width: 1100, height: 1400 });
   const plainLink = `janus+ws://${new URL(janus.wsUrl).host}/?room=${ROOM}`;
   const setRequireKey = async (on) => {
     await page.waitForFunction(() => document.querySelector('#settings-form input[name=room_name]').value !== '');
@@ -357,7 +390,7 @@ test('with "refuse links without a key" off, a keyless link joins unencrypted, a
 }));
 
 test('an unreachable meeting server: error with retries, then leave', { timeout: 90000 }, step('server-gone', async (t) => {
-  const { ctx, page } = await pairedAdminPage();
+  const { ctx, page } = await pairedAdminPage(t);
   // Port 9 on this machine's own address: nothing listens.
   await page.fill('#link', `janus+ws://127.0.0.1:9/?room=${ROOM}#e2ee=${keyB64}`);
   await page.click('#join-form button');
