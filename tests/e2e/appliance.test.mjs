@@ -158,7 +158,14 @@ async function freshCode() {
  */
 async function openDevicePage(page, t) {
   const settled = () => page.waitForFunction(() => !document.getElementById('pair').hidden || !document.getElementById('admin').hidden, null, { timeout: 15000 });
-  await page.goto(device.info.url);
+  try {
+    await page.goto(device.info.url);
+  } catch (e) {
+    // Seen once right after a daemon restart; say what it was and go once more.
+    t?.diagnostic(`loading the device page failed (${e.message.split('\n')[0]}); trying once more`);
+    await sleep(1000);
+    await page.goto(device.info.url);
+  }
   try {
     await settled();
   } catch {
