@@ -75,7 +75,7 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     println!("fingerprint {}", web.fingerprint);
 
     let mut screen = RoomScreen::new(board, origin.clone(), web.fingerprint.clone(), print_pairing);
-    screen.refresh(&pairing, &settings.room_name, true);
+    screen.refresh(&pairing, &settings.room_name);
 
     if let Some(line) = board.and_then(|b| b.mute_button) {
         spawn_button(line, room.clone());
@@ -141,7 +141,7 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
                 }
                 if running.is_none() && matches!(status.state, RoomState::Idle | RoomState::Error) {
                     let name = lock(&config).settings().room_name.clone();
-                    screen.refresh(&pairing, &name, false);
+                    screen.refresh(&pairing, &name);
                 }
             }
         }
@@ -392,17 +392,15 @@ impl RoomScreen {
     }
 
     /// Shows the current code and token (restarting the screen if they changed).
-    fn refresh(&mut self, pairing: &Mutex<Pairing>, room_name: &str, first: bool) {
+    fn refresh(&mut self, pairing: &Mutex<Pairing>, room_name: &str) {
         let (code, token) = {
             let mut p = pairing.lock().unwrap_or_else(PoisonError::into_inner);
             let token = Zeroizing::new(p.join_token(Instant::now()).expose().to_owned());
             (Zeroizing::new(p.code().expose().to_owned()), token)
         };
-        let unchanged = self.screen.is_some()
-            && self.shown.as_ref().is_some_and(|(c, t, n)| *c == code && *t == token && n == room_name);
-        if unchanged
-            || (self.failed && !first && self.shown.as_ref().is_some_and(|(c, t, _)| *c == code && *t == token))
-        {
+        let unchanged = self.shown.as_ref().is_some_and(|(c, t, n)| *c == code && *t == token && n == room_name);
+        // Shown already, or failed with this very content: nothing to redo.
+        if unchanged && (self.screen.is_some() || self.failed) {
             return;
         }
         let code_changed = self.shown.as_ref().is_none_or(|(c, _, _)| *c != code);
