@@ -71,8 +71,8 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     .context("start the web page")?;
     let origin = page_origin(web.https_addr);
     tracing::info!(url = %format!("{origin}/"), fingerprint = %web.fingerprint, "web page ready");
-    println!("url {origin}/");
-    println!("fingerprint {}", web.fingerprint);
+    crate::status::emit(format_args!("url {origin}/"));
+    crate::status::emit(format_args!("fingerprint {}", web.fingerprint));
 
     let mut screen = RoomScreen::new(board, origin.clone(), web.fingerprint.clone(), print_pairing);
     screen.refresh(&pairing, &settings.room_name);
@@ -406,10 +406,10 @@ impl RoomScreen {
         let code_changed = self.shown.as_ref().is_none_or(|(c, _, _)| *c != code);
         let token_changed = self.shown.as_ref().is_none_or(|(_, t, _)| *t != token);
         if self.print && code_changed {
-            println!("code {}", code.as_str());
+            crate::status::emit(format_args!("code {}", code.as_str()));
         }
         if self.print && token_changed {
-            println!("join-path /join#t={}", token.as_str());
+            crate::status::emit(format_args!("join-path /join#t={}", token.as_str()));
         }
         let short = self.fingerprint.split(':').take(8).collect::<Vec<_>>().join(":");
         let text = format!("{room_name}\npair: {}   cert: {short}…", code.as_str());

@@ -249,7 +249,7 @@ pub async fn run(
                 let list = remotes.iter().map(|(f, r)| (*f, Arc::clone(&r.counters))).collect::<Vec<_>>();
                 let _ = events.send(MeetingEvent::Stats(stats(&status, &list, &receive)));
                 if settings.status_line.is_some() {
-                    println!("{}", status.line(&list, &receive));
+                    crate::status::emit(status.line(&list, &receive));
                 }
             }
         }
@@ -265,7 +265,7 @@ pub async fn run(
     // The transport task may end before its last state event is drained.
     status.set_state(&final_state);
     if settings.status_line.is_some() {
-        println!("{}", status.line(&[], &receive));
+        crate::status::emit(status.line(&[], &receive));
     }
     Ok(final_state)
 }

@@ -16,6 +16,8 @@
 //! the publisher and subscriber connections (0: not measured yet); loss is
 //! counted on the subscriber connections' inbound RTP streams.
 
+use std::fmt::Display;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -24,6 +26,14 @@ use cloakroom_media::receive::ReceivePipeline;
 use serde_json::json;
 
 use crate::rtc::TransportCounters;
+
+/// Writes one line to stdout. When nobody reads stdout any more (the pipe's
+/// other end closed) the line is lost and nothing else: `println!` would
+/// panic the task that printed it, which for the status line is the meeting.
+pub fn emit(line: impl Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
 
 #[derive(Debug, Default)]
 pub struct Status {

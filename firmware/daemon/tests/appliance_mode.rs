@@ -104,3 +104,41 @@ fn bad_config_is_refused_with_the_key_named() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nonexistent.toml"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_closed_stdout_loses_lines_not_the_daemon() {
+    // A pipe whose reading end is already closed: every line written to
+    // stdout fails with EPIPE, as when the program reading the status lines
+    // or pairing codes has gone away.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let dir = scratch("closedstdout");
+    let config = write_config(&dir, "");
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloakroomd"))
+        .args(["--config", config.to_str().expect("utf-8"), "--print-pairing"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cloakroomd");
+    let mut buf = [0u8; 512];
+    let mut ready = false;
+    while !ready {
+        let n = socket.recv(&mut buf).expect("READY=1 within 30 s");
+        ready = buf[..n].starts_with(b"READY=1");
+    }
+    // The pairing code is printed once the room screen is up, after READY.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(child.try_wait().expect("try_wait").is_none(), "cloakroomd still running with stdout closed");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    let mut err = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("read stderr");
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
