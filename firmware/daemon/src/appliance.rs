@@ -312,6 +312,8 @@ fn meeting_settings(
             display: display_output(board),
             speaker,
             self_view: false,
+            // Set from the link when the meeting starts.
+            encrypted: true,
         },
         status_line: None,
         give_up_on_retry: true,

@@ -170,6 +170,8 @@ async fn join_from_command_line(cli: &Cli, join: &str, started: Instant) -> Resu
                 AudioOutput::Alsa { device: cli.speaker.clone() }
             },
             self_view: false,
+            // Set from the link when the meeting starts.
+            encrypted: true,
         },
         status_line: (cli.status_interval_ms > 0).then(|| Duration::from_millis(cli.status_interval_ms)),
         give_up_on_retry: false,

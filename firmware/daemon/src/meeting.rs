@@ -138,7 +138,9 @@ pub async fn run(
     }
 
     // Receive side first: it owns the echo probe the microphone's canceller needs.
-    let receive = ReceivePipeline::start(&settings.receive).context("start the receive pipeline")?;
+    // The room screen's badge says whether this meeting is encrypted.
+    let receive_settings = ReceiveSettings { encrypted: link.key().is_some(), ..settings.receive.clone() };
+    let receive = ReceivePipeline::start(&receive_settings).context("start the receive pipeline")?;
     let receive = Arc::new(Mutex::new(receive));
 
     let status = Arc::new(Status::default());

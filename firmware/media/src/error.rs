@@ -55,6 +55,14 @@ pub enum MediaError {
     /// Bytes that should be H.264 Annex B are not.
     #[error("not H.264 Annex B: {reason} at byte {offset}")]
     NotAnnexB { offset: usize, reason: &'static str },
+    /// No font for the room screen's text was found.
+    #[error(
+        "no font for the room screen: none of {tried} exists (install fonts-dejavu-core, or set CLOAKROOM_FONT to a .ttf file)"
+    )]
+    NoFont { tried: String },
+    /// The font file could not be read or is not a TrueType/OpenType font.
+    #[error("font {path}: {message}")]
+    Font { path: String, message: String },
     /// The QR code for the room screen could not be made.
     #[error("QR code: {message}")]
     QrCode { message: String },

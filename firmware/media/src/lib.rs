@@ -4,7 +4,7 @@
 //! microphone, encodes, and hands [`EncodedFrame`]s out ([`send`]); it takes
 //! encoded frames of remote participants in, decodes them, lays them out on
 //! the room screen and plays their audio ([`receive`]); it draws the idle
-//! room screen ([`screen`]); and it lists cameras, microphones, speakers,
+//! room screen ([`screen`]) with its own text drawing ([`text`]); and it lists cameras, microphones, speakers,
 //! encoders and decoders ([`devices`]). It knows nothing about encryption,
 //! WebRTC or signalling: those meet in the daemon.
 //!
@@ -25,6 +25,7 @@ mod pipeline;
 pub mod receive;
 pub mod screen;
 pub mod send;
+pub mod text;
 
 pub use error::MediaError;
 pub use frame::{Codec, EncodedFrame};

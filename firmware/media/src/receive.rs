@@ -5,7 +5,7 @@
 //! per participant: appsrc → [h264parse] → decoder → videoconvert → queue ┐
 //! background (live black) ───────────────────────────────────────────────┤
 //! self-view (intervideosrc) ─────────────────────────────────────────────┤
-//!   compositor (grid) → caps → "end-to-end encrypted" badge → display sink
+//!   compositor (grid) → caps (+ the encryption badge, painted) → display sink
 //! per participant: appsrc → opusdec → convert/resample → queue ┐
 //! silence (live) ──────────────────────────────────────────────┤
 //!   audiomixer → convert/resample → webrtcechoprobe → speaker
@@ -26,7 +26,7 @@ use crate::encoder::{DecoderKind, choose_decoder, installed};
 use crate::layout::{Canvas, GridLayout, Rect};
 use crate::pipeline::{DeviceRole, Pipeline, caps_filter, clock_time, make, set_number, set_text};
 use crate::screen::{
-    DisplayOutput, Snapshot, background_branch, canvas_caps, display_branch, encrypted_badge, link_to_compositor,
+    DisplayOutput, Snapshot, background_branch, canvas_caps, display_branch, encryption_badge, link_to_compositor,
     place, pull_snapshot,
 };
 use crate::send::{ECHO_PROBE_NAME, SELF_VIEW_CHANNEL};
@@ -52,6 +52,9 @@ pub struct ReceiveSettings {
     /// Show the local camera small in a corner (from the video sender's
     /// self-view channel).
     pub self_view: bool,
+    /// Whether the meeting is end-to-end encrypted: the grid's badge says
+    /// "end-to-end encrypted" or "NOT encrypted".
+    pub encrypted: bool,
 }
 
 /// A running receive pipeline.
@@ -359,12 +362,9 @@ fn video_output_branch(pipeline: &mut Pipeline, settings: &ReceiveSettings) -> R
     set_number(&compositor, "latency", 50_000_000)?;
     let background = background_branch(settings.canvas, settings.framerate)?;
     pipeline.chain(&background)?;
-    let mut output = vec![
-        compositor.clone(),
-        // textoverlay draws on I420 itself: no conversion in front of it.
-        caps_filter("grid-caps", &canvas_caps(settings.canvas, settings.framerate))?,
-        encrypted_badge(settings.canvas)?,
-    ];
+    let grid_caps = caps_filter("grid-caps", &canvas_caps(settings.canvas, settings.framerate))?;
+    encryption_badge(&grid_caps, settings.canvas, settings.encrypted)?;
+    let mut output = vec![compositor.clone(), grid_caps];
     output.extend(display_branch(pipeline, &settings.display, "grid")?);
     pipeline.chain(&output)?;
     link_to_compositor(pipeline, &background, &compositor, None, 0)?;

@@ -4,8 +4,9 @@
 //! the link the daemon gives (the device's local page). In a meeting the
 //! receive pipeline shows the participant grid with an "end-to-end
 //! encrypted" badge ([`crate::receive`]). Both are drawn by GStreamer
-//! (videotestsrc canvas, textoverlay, clockoverlay, compositor for the grid)
-//! so they work on `kmssink` without a desktop. The idle screen's QR code is
+//! (videotestsrc canvas, compositor for the grid) with the text painted in by
+//! [`crate::text`], so they work on `kmssink` without a desktop. The idle
+//! screen's QR code is
 //! painted into each canvas frame by a pad probe rather than composited from
 //! a still-image branch: one straight chain has nothing to renegotiate (an
 //! imagefreeze branch failed with not-negotiated in about one run in three). Only one of them owns the display at a time: stop the idle
@@ -18,6 +19,7 @@ use gst::prelude::*;
 use crate::MediaError;
 use crate::layout::{Canvas, Rect};
 use crate::pipeline::{DeviceRole, Pipeline, caps_filter, clock_time, make, set_number, set_text};
+use crate::text::{Anchor, ClockGlyphs, Font, LayerId, Overlay, Placement};
 
 /// Where the room screen goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +118,9 @@ pub struct IdleScreenSettings {
 pub struct IdleScreen {
     pipeline: Pipeline,
     qr: Rect,
+    text: Overlay,
+    room_name: LayerId,
+    name_px: u32,
 }
 
 impl IdleScreen {
@@ -149,17 +154,26 @@ impl IdleScreen {
             .build();
         let canvas = caps_filter("screen-caps", &rgba)?;
         paint_every_frame(&canvas, qr, qr_rect, width)?;
-        let mut chain = vec![
-            background,
-            canvas,
-            make("videoconvert", "text-convert")?,
-            room_name_overlay(&settings.room_name, settings.canvas)?,
-            clock_overlay(settings.canvas)?,
-        ];
+        // Room name at the top, the time at the bottom.
+        let font = Font::system()?;
+        let text = Overlay::attach(&canvas)?;
+        let name_px = font_px(settings.canvas, 14);
+        let margin = name_px / 2;
+        let room_name = text.add_text(
+            font.render_lines(&settings.room_name, name_px),
+            Placement { anchor: Anchor::TopCenter, margin, shaded: false },
+        );
+        text.add_clock(
+            ClockGlyphs::new(&font, font_px(settings.canvas, 12)),
+            "%H:%M",
+            Placement { anchor: Anchor::BottomCenter, margin, shaded: false },
+        );
+        drop(font);
+        let mut chain = vec![background, canvas];
         chain.extend(display_branch(&mut pipeline, &settings.display, "screen")?);
         pipeline.chain(&chain)?;
         pipeline.start()?;
-        Ok(Self { pipeline, qr: qr_rect })
+        Ok(Self { pipeline, qr: qr_rect, text, room_name, name_px })
     }
 
     /// Where the QR code is on the screen.
@@ -167,14 +181,11 @@ impl IdleScreen {
         self.qr
     }
 
-    /// Changes the room name shown.
+    /// Changes the room name shown (lines separated by `\n`).
     pub fn set_room_name(&self, name: &str) -> Result<(), MediaError> {
-        let overlay = self
-            .pipeline
-            .bin
-            .by_name("room-name")
-            .ok_or_else(|| MediaError::NotRunning { pipeline: self.pipeline.label().to_owned() })?;
-        set_text(&overlay, "text", name)
+        let font = Font::system()?;
+        self.text.set_text(self.room_name, font.render_lines(name, self.name_px));
+        Ok(())
     }
 
     /// The latest picture, when the output is [`DisplayOutput::Snapshots`].
@@ -188,15 +199,15 @@ impl IdleScreen {
     }
 }
 
-/// The grid's "end-to-end encrypted" badge, top right.
-pub(crate) fn encrypted_badge(canvas: Canvas) -> Result<gst::Element, MediaError> {
-    let badge = make("textoverlay", "badge")?;
-    set_text(&badge, "text", "end-to-end encrypted")?;
-    set_text(&badge, "valignment", "top")?;
-    set_text(&badge, "halignment", "right")?;
-    set_text(&badge, "shaded-background", "true")?;
-    set_text(&badge, "font-desc", &format!("Sans Bold {}", font_px(canvas, 20)))?;
-    Ok(badge)
+/// The grid's badge, top right, painted into every picture leaving
+/// `element`: "end-to-end encrypted", or "NOT encrypted" for a meeting whose
+/// link had no key.
+pub(crate) fn encryption_badge(element: &gst::Element, canvas: Canvas, encrypted: bool) -> Result<(), MediaError> {
+    let px = font_px(canvas, 20);
+    let words = if encrypted { "end-to-end encrypted" } else { "NOT encrypted" };
+    let image = Font::system()?.render(words, px);
+    Overlay::attach(element)?.add_text(image, Placement { anchor: Anchor::TopRight, margin: px / 2, shaded: true });
+    Ok(())
 }
 
 /// The display sink and what it needs in front of it. The sink is named
@@ -355,28 +366,9 @@ pub(crate) fn paint_qr(picture: &mut [u8], stride: usize, qr: &QrImage, x: usize
     }
 }
 
-fn room_name_overlay(name: &str, canvas: Canvas) -> Result<gst::Element, MediaError> {
-    let overlay = make("textoverlay", "room-name")?;
-    set_text(&overlay, "text", name)?;
-    set_text(&overlay, "valignment", "top")?;
-    set_text(&overlay, "halignment", "center")?;
-    set_text(&overlay, "font-desc", &format!("Sans Bold {}", font_px(canvas, 14)))?;
-    Ok(overlay)
-}
-
-fn clock_overlay(canvas: Canvas) -> Result<gst::Element, MediaError> {
-    let clock = make("clockoverlay", "clock")?;
-    set_text(&clock, "time-format", "%H:%M")?;
-    set_text(&clock, "valignment", "bottom")?;
-    set_text(&clock, "halignment", "center")?;
-    set_text(&clock, "font-desc", &format!("Sans {}", font_px(canvas, 16)))?;
-    Ok(clock)
-}
-
-/// A font size that is `1/fraction` of the screen height, in Pango points
-/// (textoverlay renders points at 72 dpi... close enough to pixels).
-fn font_px(canvas: Canvas, fraction: i32) -> i32 {
-    (canvas.height / fraction).max(6)
+/// A text size that is `1/fraction` of the screen height, in pixels.
+fn font_px(canvas: Canvas, fraction: i32) -> u32 {
+    u32::try_from(canvas.height / fraction).unwrap_or(0).max(8)
 }
 
 #[cfg(test)]

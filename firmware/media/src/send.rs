@@ -1,7 +1,7 @@
 //! The send side: camera and microphone to encoded frames.
 //!
 //! ```text
-//! video: camera (v4l2src | videotestsrc+clockoverlay) → videoconvert → videoscale
+//! video: camera (v4l2src | videotestsrc → I420 caps + painted clock) → videoconvert → videoscale
 //!        → videorate → caps (mode) → [tee → intervideosink self-view]
 //!        → queue → encoder → [h264parse → Annex B caps] → appsink
 //! audio: microphone (alsasrc | audiotestsrc) → convert/resample → S16 48 kHz mono
@@ -24,6 +24,7 @@ use gst::prelude::*;
 use crate::encoder::{EncoderKind, choose_encoder, installed};
 use crate::ladder::{QualityLadder, VideoMode};
 use crate::pipeline::{DeviceRole, Pipeline, caps_filter, make, set_number, set_text};
+use crate::text::{Anchor, ClockGlyphs, Font, Overlay, Placement};
 use crate::{Codec, EncodedFrame, MediaError};
 
 /// The inter-pipeline channel carrying the camera picture to the receive
@@ -310,7 +311,7 @@ fn build_video(
     sink: &FrameSink,
 ) -> Result<Pipeline, MediaError> {
     let mut pipeline = Pipeline::new("video-send")?;
-    let source = camera_branch(&mut pipeline, &settings.source)?;
+    let source = camera_branch(&mut pipeline, &settings.source, mode)?;
     let scaled = scale_branch(mode)?;
     let encode = encoder_branch(encoder, bitrate_kbps, settings.keyframe_distance)?;
     let appsink = frame_sink("frames", encoder.codec(), sink)?;
@@ -345,7 +346,11 @@ fn build_video(
 }
 
 /// The camera, or a test picture with a moving pattern and a clock.
-fn camera_branch(pipeline: &mut Pipeline, source: &VideoSource) -> Result<Vec<gst::Element>, MediaError> {
+fn camera_branch(
+    pipeline: &mut Pipeline,
+    source: &VideoSource,
+    mode: VideoMode,
+) -> Result<Vec<gst::Element>, MediaError> {
     match source {
         VideoSource::Camera { device } => {
             let shown = device.display().to_string();
@@ -366,10 +371,15 @@ fn camera_branch(pipeline: &mut Pipeline, source: &VideoSource) -> Result<Vec<gs
                 TestPattern::Bars => "smpte",
             };
             set_text(&camera, "pattern", pattern)?;
-            let clock = make("clockoverlay", "clock")?;
-            set_text(&clock, "time-format", "%H:%M:%S")?;
-            set_text(&clock, "font-desc", "Sans 24")?;
-            Ok(vec![camera, clock])
+            // Made at the mode's size and rate in I420, the format the clock
+            // is painted in and the encoder takes: nothing to convert, scale
+            // or drop after it until the quality ladder steps down.
+            let caps = caps_filter("camera-caps", &raw_video_caps(mode))?;
+            let font = Font::system()?;
+            let px = (mode.height / 20).max(8);
+            let placement = Placement { anchor: Anchor::TopLeft, margin: px / 2, shaded: true };
+            Overlay::attach(&caps)?.add_clock(ClockGlyphs::new(&font, px), "%H:%M:%S", placement);
+            Ok(vec![camera, caps])
         }
     }
 }

@@ -81,6 +81,7 @@ fn receive_settings(canvas: Canvas) -> ReceiveSettings {
         display: DisplayOutput::Snapshots,
         speaker: AudioOutput::Discard,
         self_view: false,
+        encrypted: true,
     }
 }
 
