@@ -34,7 +34,6 @@ RDEPENDS:${PN} = "\
     gstreamer1.0-plugins-base-audiotestsrc \
     gstreamer1.0-plugins-base-compositor \
     gstreamer1.0-plugins-base-opus \
-    gstreamer1.0-plugins-base-pango \
     gstreamer1.0-plugins-base-videoconvertscale \
     gstreamer1.0-plugins-base-videorate \
     gstreamer1.0-plugins-base-videotestsrc \

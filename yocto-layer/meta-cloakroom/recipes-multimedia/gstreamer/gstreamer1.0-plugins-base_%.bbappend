@@ -1,3 +1,3 @@
-# cloakroomd: alsasrc/alsasink, Opus encode/decode, and textoverlay/clockoverlay
-# (pango) for the room screen's name, clock and "encrypted" badge.
-PACKAGECONFIG:append:cloakroom = " alsa opus pango"
+# cloakroomd: alsasrc/alsasink and Opus encode/decode. No pango: the daemon
+# draws the room screen's text itself from ttf-bitstream-vera.
+PACKAGECONFIG:append:cloakroom = " alsa opus"
