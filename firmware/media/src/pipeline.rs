@@ -174,11 +174,14 @@ pub(crate) fn set_text(
 }
 
 fn writable(element: &impl IsA<glib::Object>, property: &'static str) -> Result<glib::ParamSpec, MediaError> {
-    element.find_property(property).filter(|p| p.flags().contains(glib::ParamFlags::WRITABLE)).ok_or_else(|| {
-        MediaError::InvalidSetting {
-            name: property,
-            reason: format!("{} has no writable property {property}", described(element)),
-        }
+    // A construct-only property is flagged writable too, but setting it on a
+    // built element panics in GLib's bindings.
+    let settable = |p: &glib::ParamSpec| {
+        p.flags().contains(glib::ParamFlags::WRITABLE) && !p.flags().contains(glib::ParamFlags::CONSTRUCT_ONLY)
+    };
+    element.find_property(property).filter(settable).ok_or_else(|| MediaError::InvalidSetting {
+        name: property,
+        reason: format!("{} has no writable property {property}", described(element)),
     })
 }
 
@@ -259,6 +262,9 @@ mod tests {
         assert!(set_text(&queue, "leaky", "sideways").is_err());
         assert!(set_text(&queue, "leaky", "downstream").is_ok());
         assert!(set_number(&queue, "max-size-time", 5).is_ok());
+        // Construct-only: refused, not a panic.
+        let compositor = make("compositor", "c").expect("compositor");
+        assert!(set_text(&compositor, "force-live", "true").is_err());
         assert!(make("no-such-element-cloakroom", "x").is_err());
     }
 }

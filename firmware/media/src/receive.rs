@@ -3,9 +3,8 @@
 //!
 //! ```text
 //! per participant: appsrc → [h264parse] → decoder → videoconvert → queue ┐
-//! background (live black) ───────────────────────────────────────────────┤
 //! self-view (intervideosrc) ─────────────────────────────────────────────┤
-//!   compositor (grid) → caps (+ the encryption badge, painted) → display sink
+//!   compositor (grid, live on its own clock) → caps (+ the encryption badge, painted) → display sink
 //! per participant: appsrc → opusdec → convert/resample → queue ┐
 //! silence (live) ──────────────────────────────────────────────┤
 //!   audiomixer → convert/resample → webrtcechoprobe → speaker
@@ -26,8 +25,7 @@ use crate::encoder::{DecoderKind, choose_decoder, installed};
 use crate::layout::{Canvas, GridLayout, Rect};
 use crate::pipeline::{DeviceRole, Pipeline, caps_filter, clock_time, make, set_number, set_text};
 use crate::screen::{
-    DisplayOutput, Snapshot, background_branch, canvas_caps, display_branch, encryption_badge, link_to_compositor,
-    place, pull_snapshot,
+    DisplayOutput, Snapshot, canvas_caps, display_branch, encryption_badge, link_to_compositor, place, pull_snapshot,
 };
 use crate::send::{ECHO_PROBE_NAME, SELF_VIEW_CHANNEL};
 use crate::{Codec, EncodedFrame, MediaError};
@@ -356,18 +354,26 @@ impl ReceivePipeline {
 
 /// The compositor and everything after it; returns the compositor.
 fn video_output_branch(pipeline: &mut Pipeline, settings: &ReceiveSettings) -> Result<gst::Element, MediaError> {
-    let compositor = make("compositor", "grid")?;
+    // Pictures at the canvas rate even with nobody connected, from the
+    // compositor's own clock: no live black source to mix under everything.
+    // (force-live can only be given when the element is made, and the
+    // builder panics on a property the element lacks: GStreamer before 1.22.)
+    if make("compositor", "grid-probe")?.find_property("force-live").is_none() {
+        return Err(MediaError::MissingElement { factory: "compositor with force-live (GStreamer 1.22)".into() });
+    }
+    let compositor = gst::ElementFactory::make("compositor")
+        .name("grid")
+        .property_from_str("force-live", "true")
+        .build()
+        .map_err(|_| MediaError::MissingElement { factory: "compositor".into() })?;
     set_text(&compositor, "background", "black")?;
     // Wait a little for late pictures from the network and the decoders.
     set_number(&compositor, "latency", 50_000_000)?;
-    let background = background_branch(settings.canvas, settings.framerate)?;
-    pipeline.chain(&background)?;
     let grid_caps = caps_filter("grid-caps", &canvas_caps(settings.canvas, settings.framerate))?;
     encryption_badge(&grid_caps, settings.canvas, settings.encrypted)?;
     let mut output = vec![compositor.clone(), grid_caps];
     output.extend(display_branch(pipeline, &settings.display, "grid")?);
     pipeline.chain(&output)?;
-    link_to_compositor(pipeline, &background, &compositor, None, 0)?;
     Ok(compositor)
 }
 

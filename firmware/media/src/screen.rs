@@ -322,17 +322,6 @@ pub(crate) fn canvas_caps(canvas: Canvas, framerate: u32) -> gst::Caps {
         .build()
 }
 
-/// A live black canvas that keeps the compositor producing pictures even
-/// when nothing else is connected.
-pub(crate) fn background_branch(canvas: Canvas, framerate: u32) -> Result<Vec<gst::Element>, MediaError> {
-    let src = make("videotestsrc", "background")?;
-    set_text(&src, "is-live", "true")?;
-    set_text(&src, "pattern", "solid-color")?;
-    set_number(&src, "foreground-color", BACKGROUND_ARGB)?;
-    let caps = canvas_caps(canvas, framerate);
-    Ok(vec![src, caps_filter("background-caps", &caps)?])
-}
-
 /// Paints the QR code into every frame leaving `element`: one straight
 /// chain, nothing to negotiate or synchronise for a still picture.
 fn paint_every_frame(element: &gst::Element, qr: QrImage, at: Rect, width: i32) -> Result<(), MediaError> {
