@@ -12,6 +12,8 @@
 // browser launch, and separately page load) to the first encrypted video frame
 // sent to Janus (daemon: its status line's first_video_ms; Chromium: the first
 // getStats poll with outbound framesSent > 0, polled every 50 ms).
+// The daemon runs with the device image's GStreamer plugins when
+// tools/bench-daemon says so (BENCH_DAEMON_GST_PLUGINS, the default there).
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -159,7 +161,10 @@ try {
   // Phase 1: the daemon.
   const { host } = new URL(janus.wsUrl);
   const t0 = Date.now();
-  const daemon = spawn(BIN, ['--join', '-', '--codec', 'vp8', '--mode', '640x480@20', '--name', 'bench-room', '--status-interval-ms', '500'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  // tools/bench-daemon gives the device image's plugin set (its own registry).
+  const plugins = process.env.BENCH_DAEMON_GST_PLUGINS;
+  const env = plugins ? { ...process.env, GST_PLUGIN_SYSTEM_PATH_1_0: plugins, GST_PLUGIN_PATH_1_0: '', GST_REGISTRY_1_0: join(plugins, 'registry.bin') } : process.env;
+  const daemon = spawn(BIN, ['--join', '-', '--codec', 'vp8', '--mode', '640x480@20', '--name', 'bench-room', '--status-interval-ms', '500'], { stdio: ['pipe', 'pipe', 'ignore'], env });
   daemon.stdin.end(`janus+ws://${host}/?room=${ROOM}#e2ee=${key.toString('base64url')}\n`);
   let status = null;
   daemon.stdout.on('data', (b) => { for (const l of String(b).split('\n')) if (l.startsWith('{')) status = JSON.parse(l); });
