@@ -243,6 +243,26 @@ fn quality_steps_change_the_encoded_size() {
 }
 
 #[test]
+fn the_badge_says_when_the_meeting_is_not_encrypted() {
+    let _serial = serial();
+    let canvas = Canvas { width: 320, height: 240 };
+    // Ink in the badge's corner: "end-to-end encrypted" is about half as
+    // long again as "NOT encrypted", and starts further left.
+    let ink = |encrypted: bool| {
+        let receive =
+            ReceivePipeline::start(&ReceiveSettings { encrypted, ..receive_settings(canvas) }).expect("receive starts");
+        let shot = receive.snapshot(Duration::from_secs(5)).expect("a picture");
+        write_png(&tmp(&format!("receive-badge-{encrypted}.png")), &shot);
+        (bright_share(&shot, 0, 0, 320, 40, 180), bright_share(&shot, 0, 0, 200, 40, 180))
+    };
+    let (encrypted, encrypted_left) = ink(true);
+    let (plain, plain_left) = ink(false);
+    assert!(plain > 0.01, "a badge is shown for a meeting without a key: {plain}");
+    assert!(encrypted > plain * 1.2, "different words: {encrypted} vs {plain}");
+    assert!(encrypted_left > 0.002 && plain_left < 0.0005, "{encrypted_left} vs {plain_left}");
+}
+
+#[test]
 fn receive_pipeline_shows_decoded_video_with_the_badge() {
     let _serial = serial();
     let canvas = Canvas { width: 320, height: 240 };
