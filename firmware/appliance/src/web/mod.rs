@@ -260,7 +260,20 @@ fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(log_requests))
         .with_state(state)
+}
+
+/// Each request's start and answer at debug level (`RUST_LOG=cloakroom_appliance::web=debug`):
+/// method and path only (no query strings), status and time taken.
+async fn log_requests(req: Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let started = std::time::Instant::now();
+    tracing::debug!(%method, path, "http request");
+    let response = next.run(req).await;
+    let ms = started.elapsed().as_millis();
+    tracing::debug!(%method, path, status = response.status().as_u16(), ms, "http answer");
+    response
 }
 
 const INDEX_HTML: &str = include_str!("pages/index.html");
