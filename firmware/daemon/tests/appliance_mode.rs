@@ -29,16 +29,24 @@ fn write_config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
-#[test]
-fn notifies_systemd_ready_watchdog_and_stopping() {
-    let dir = scratch("notify");
+/// A scratch dir with a config, a bound notification socket (30 s read
+/// timeout) and the `cloakroomd --config … --print-pairing` command that
+/// notifies it.
+fn appliance_with_notify(name: &str) -> (PathBuf, UnixDatagram, Command) {
+    let dir = scratch(name);
     let config = write_config(&dir, "");
     let socket_path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
     socket.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cloakroomd"))
-        .args(["--config", config.to_str().expect("utf-8"), "--print-pairing"])
-        .env("NOTIFY_SOCKET", &socket_path)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cloakroomd"));
+    command.args(["--config", config.to_str().expect("utf-8"), "--print-pairing"]).env("NOTIFY_SOCKET", &socket_path);
+    (dir, socket, command)
+}
+
+#[test]
+fn notifies_systemd_ready_watchdog_and_stopping() {
+    let (dir, socket, mut command) = appliance_with_notify("notify");
+    let mut child = command
         .env("WATCHDOG_USEC", "400000")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -112,18 +120,8 @@ fn a_closed_stdout_loses_lines_not_the_daemon() {
     // or pairing codes has gone away.
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
-    let dir = scratch("closedstdout");
-    let config = write_config(&dir, "");
-    let socket_path = dir.join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
-    socket.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cloakroomd"))
-        .args(["--config", config.to_str().expect("utf-8"), "--print-pairing"])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cloakroomd");
+    let (dir, socket, mut command) = appliance_with_notify("closedstdout");
+    let mut child = command.stdout(writer).stderr(Stdio::piped()).spawn().expect("start cloakroomd");
     let mut buf = [0u8; 512];
     let mut ready = false;
     while !ready {

@@ -309,14 +309,16 @@ fn paint(buffer: &mut gst::BufferRef, info: &gst_video::VideoInfo, layers: &[Lay
         return;
     };
     let (width, height) = (frame.width(), frame.height());
-    let strides: Vec<usize> = frame.plane_stride().iter().map(|&s| usize::try_from(s).unwrap_or(0)).collect();
+    // No allocation per frame: at most four planes.
+    let strides: [usize; 4] =
+        std::array::from_fn(|i| frame.plane_stride().get(i).and_then(|&s| usize::try_from(s).ok()).unwrap_or(0));
     for layer in layers.iter().filter(|l| l.image.width > 0) {
         let (x, y) = layer.place.origin(width, height, layer.image.width, layer.image.height);
         let at = Spot { x: x as usize, y: y as usize, shaded: layer.place.shaded };
         match frame.format() {
             gst_video::VideoFormat::I420 => {
                 for plane in 0..3u32 {
-                    let stride = strides.get(plane as usize).copied().unwrap_or(0);
+                    let stride = strides[plane as usize];
                     if let Ok(data) = frame.plane_data_mut(plane) {
                         let subsampled = plane > 0;
                         let (w, h) = if subsampled { (width.div_ceil(2), height.div_ceil(2)) } else { (width, height) };
@@ -330,7 +332,7 @@ fn paint(buffer: &mut gst::BufferRef, info: &gst_video::VideoInfo, layers: &[Lay
                 }
             }
             gst_video::VideoFormat::Rgba | gst_video::VideoFormat::Rgbx | gst_video::VideoFormat::Bgra => {
-                let stride = strides.first().copied().unwrap_or(0);
+                let stride = strides[0];
                 if let Ok(data) = frame.plane_data_mut(0) {
                     blend_rgb(Plane { data, stride, width: width as usize, height: height as usize }, &layer.image, at);
                 }
