@@ -23,12 +23,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -149,7 +151,33 @@ impl PeerConnectionEventHandler for Handler {
 
 /// Builds a peer connection with our codecs and interceptors, binding UDP on
 /// every non-loopback interface (the SFU may only reach us on one of them).
+///
+/// mDNS (resolving a browser's `.local` candidates) needs a multicast route;
+/// a network without a default route has none, and the `webrtc` crate then
+/// fails to build the connection at all. The SFU never sends `.local`
+/// candidates, so there the connection is built without mDNS instead.
 async fn build_connection(codec: VideoCodec, handler: Handler) -> Result<Arc<dyn PeerConnection>> {
+    let handler = Arc::new(handler);
+    let with_mdns = build_with_mdns(codec, Arc::clone(&handler), MulticastDnsMode::QueryOnly).await;
+    match with_mdns {
+        Ok(pc) => Ok(pc),
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "peer connection without mDNS (.local candidates will not resolve): no multicast route?"
+            );
+            build_with_mdns(codec, handler, MulticastDnsMode::Disabled)
+                .await
+                .with_context(|| format!("also with mDNS: {e:#}"))
+        }
+    }
+}
+
+async fn build_with_mdns(
+    codec: VideoCodec,
+    handler: Arc<Handler>,
+    mdns: MulticastDnsMode,
+) -> Result<Arc<dyn PeerConnection>> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(codec.parameters(), RtpCodecKind::Video).context("register video codec")?;
     media_engine.register_codec(opus_parameters(), RtpCodecKind::Audio).context("register opus")?;
@@ -157,9 +185,10 @@ async fn build_connection(codec: VideoCodec, handler: Handler) -> Result<Arc<dyn
     let registry = registry.with(Slot::from(14_000), FeedbackToApplication::default());
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(SettingEngineBuilder::new().with_multicast_dns_mode(mdns).build())
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
-        .with_handler(Arc::new(handler))
+        .with_handler(handler)
         .with_udp_addrs(vec!["0.0.0.0:0".to_owned()])
         .build()
         .await

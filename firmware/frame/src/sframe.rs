@@ -481,7 +481,7 @@ mod tests {
     /// RFC 9605 key-schedule intermediates (secret, key, salt, nonce) for every suite.
     #[test]
     fn key_schedule_vectors() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/sframe-rfc9605.json");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sframe-rfc9605.json");
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let cases = v["sframe"].as_array().unwrap();
         assert_eq!(cases.len(), 5);

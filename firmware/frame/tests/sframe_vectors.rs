@@ -1,4 +1,4 @@
-//! Every RFC 9605 test vector in ../shared/vectors/sframe-rfc9605.json
+//! Every RFC 9605 test vector in tests/data/sframe-rfc9605.json (a copy; see tests/data/README.md)
 //! (header encodings, AES-CTR+HMAC AEAD, full SFrame encryption).
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
@@ -47,7 +47,7 @@ struct SframeCase {
 }
 
 fn vectors() -> Vectors {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/sframe-rfc9605.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sframe-rfc9605.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     serde_json::from_str(&text).expect("vector file parses")
 }

@@ -305,7 +305,10 @@ impl JanusSession {
                     self.request(
                         now,
                         Request::Publish,
-                        json!({"janus": "message", "handle_id": handle, "body": body, "jsep": {"type": "offer", "sdp": sdp}}),
+                        // Janus 1.1 reads `e2ee` from the jsep (as its janus.js sends it): a
+                        // `require_e2ee` room refuses a publisher whose jsep lacks it (433).
+                        json!({"janus": "message", "handle_id": handle, "body": body,
+                               "jsep": {"type": "offer", "sdp": sdp, "e2ee": true}}),
                     );
                 }
             }

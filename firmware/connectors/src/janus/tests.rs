@@ -167,7 +167,8 @@ fn joins_publishes_with_e2ee_and_subscribes_to_present_publishers() {
         publish["body"],
         json!({"request": "publish", "audio": true, "video": true, "display": "Board room", "e2ee": true})
     );
-    assert_eq!(publish["jsep"], json!({"type": "offer", "sdp": "v=0 our offer"}));
+    // Janus 1.1.2 reads the flag from the jsep; a `require_e2ee` room refuses the publisher without it.
+    assert_eq!(publish["jsep"], json!({"type": "offer", "sdp": "v=0 our offer", "e2ee": true}));
     h.reply(json!({"janus": "ack", "session_id": SESSION, "transaction": publish["transaction"]}));
     h.reply(json!({
         "janus": "event", "session_id": SESSION, "sender": PUB_HANDLE, "transaction": publish["transaction"],
