@@ -5,17 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use cloakroom_connectors::janus::{Input, JanusSession, JanusSettings, Output, Room, Transmit};
+use cloakroom_connectors::janus::{JanusSession, JanusSettings, Room};
+use cloakroom_connectors::signalling::{Input, Output, Transmit};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|messages: Vec<(u8, &str)>| {
     let now = Instant::now();
     let settings = JanusSettings { room: Room::Number(1), display: "room".into(), publish: true, subscribe: true };
     let mut s = JanusSession::new(now, settings);
-    let _ = s.handle_input(now, Input::Connected);
+    let _ = s.handle_input(now, Input::TransportConnected);
     for (i, (delay, text)) in messages.into_iter().enumerate() {
         let t = now + Duration::from_millis(u64::from(delay) * 100 * (i as u64 + 1));
-        let _ = s.handle_input(t, Input::Message(text.to_owned()));
+        let _ = s.handle_input(t, Input::TransportReceived(text.to_owned()));
         let _ = s.handle_input(t, Input::Tick);
         loop {
             match s.poll_output() {

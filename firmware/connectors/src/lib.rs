@@ -1,14 +1,19 @@
 //! Meeting connectors: the signalling between the room and a meeting server.
 //!
-//! Each connector has the same shape (see STYLE.md): `session.rs` is the pure
-//! protocol state machine (`handle_input(now, input)` / `poll_output()`, no
-//! sockets, no clock), `messages.rs` the wire types, `transport.rs` the thin
-//! tokio task doing the I/O, `tests.rs` deterministic tests with virtual time.
+//! [`signalling`] is the seam: one [`signalling::Connector`] trait, pure
+//! state machines fed with the time (`handle_input(now, input)` /
+//! `poll_output()`), neutral events for the meeting engine. Each service is
+//! a folder of the same shape: `session.rs` the pure protocol state machine,
+//! `messages.rs` the wire types, `tests.rs` deterministic tests in virtual
+//! time. [`transport`] holds the generic I/O drivers (feature `websocket`).
 //!
 //! - [`janus`]: the Janus VideoRoom plugin over Janus's WebSocket JSON API.
 #![forbid(unsafe_code)]
 
 pub mod janus;
+pub mod signalling;
+#[cfg(feature = "websocket")]
+pub mod transport;
 
 /// Why a connector could not (or can no longer) be in the meeting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +37,10 @@ pub enum ConnectorError {
     /// Our media connection failed (ICE/DTLS failure, the server hung it up).
     #[error("media connection failed: {reason}")]
     MediaFailed { reason: String },
+    /// A peer connection could not be built (no usable network interface,
+    /// a codec the other side does not take).
+    #[error("peer connection: {reason}")]
+    PeerSetup { reason: String },
     /// The link asks for something this build cannot do.
     #[error("unsupported: {what}")]
     Unsupported { what: &'static str },

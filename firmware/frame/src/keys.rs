@@ -58,6 +58,15 @@ impl KeyMaterial {
     }
 }
 
+/// Constant-time comparison (the bytes are secret).
+impl PartialEq for KeyMaterial {
+    fn eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]).into()
+    }
+}
+
+impl Eq for KeyMaterial {}
+
 impl fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("KeyMaterial([redacted])")

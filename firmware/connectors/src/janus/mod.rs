@@ -1,13 +1,12 @@
 //! The Janus VideoRoom connector (Janus 1.x WebSocket JSON API, VideoRoom
 //! plugin). [`session`] is the pure state machine, [`messages`] the wire
-//! types, [`transport`] the websocket task.
+//! types; it runs over [`crate::transport::websocket`] with the
+//! [`messages::WS_PROTOCOL`] subprotocol.
 
 pub mod messages;
 pub mod session;
-#[cfg(feature = "websocket")]
-pub mod transport;
 
-pub use session::{Input, JanusSession, JanusSettings, Output, Room, SessionEvent, SessionState, Target, Transmit};
+pub use session::{JanusSession, JanusSettings, PUBLISHER, Room, feed_peer};
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! The Janus VideoRoom session as a pure state machine.
+//! The Janus VideoRoom session as a pure state machine, one [`Connector`].
 //!
 //! Follows the Janus WebSocket API (create → attach `janus.plugin.videoroom`
 //! → `join` as publisher → `publish` with an offer → `keepalive`s; one more
@@ -7,12 +7,11 @@
 //! leave) and the VideoRoom plugin's events (`joined`, `publishers`,
 //! `unpublished`, `leaving`, error 426 "no such room").
 //!
-//! No sockets and no clock: feed it [`Input`]s with the current time through
-//! [`JanusSession::handle_input`], then drain [`JanusSession::poll_output`]
-//! until it returns [`Output::Timeout`]: [`Transmit`]s are for the websocket
-//! task, [`SessionEvent`]s for the daemon (peer connections, status).
-//! Failures become [`SessionState::Backoff`] with exponential back-off and a
-//! reconnect, or [`SessionState::Failed`] when retrying cannot help.
+//! In the seam's terms: our publisher is the peer [`PUBLISHER`] (we offer,
+//! Janus answers); every remote publisher ("feed") is a participant named by
+//! its feed id, received on the peer `feed-<id>` (Janus offers, we answer).
+//! Failures end the session in [`ConnectorState::Failed`]; the supervisor
+//! decides on a retry.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -21,6 +20,9 @@ use serde_json::{Value, json};
 
 use super::messages::{Candidate, ERROR_NO_SUCH_ROOM, ERROR_SESSION_NOT_FOUND, Incoming, VIDEOROOM_PLUGIN, room_value};
 use crate::ConnectorError;
+use crate::signalling::{
+    self, Connector, ConnectorState, Direction, Event, Failure, Input, Output, ParticipantId, PeerId, Transmit,
+};
 
 /// How long Janus gets to answer a request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,13 +30,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(25);
 /// How long leaving may take before the socket is closed anyway.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
-/// First back-off delay; doubles per failed attempt up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// With nothing due, the timeout is this far after the latest input.
 pub const IDLE_WAKEUP: Duration = Duration::from_secs(3600);
-/// Attempts at a room Janus says does not exist before giving up.
-pub const NO_SUCH_ROOM_ATTEMPTS: u32 = 3;
+/// The peer id of our publisher connection.
+pub const PUBLISHER: &str = "publisher";
 
 /// A VideoRoom room id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,135 +54,36 @@ pub struct JanusSettings {
     pub subscribe: bool,
 }
 
-/// Which peer connection a message is about.
+/// Which Janus handle a message is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Target {
+enum Target {
     Publisher,
     Subscriber { feed: u64 },
 }
 
-/// What happens to the session, from the outside.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SessionState {
-    /// Waiting for the websocket to open.
-    Connecting,
-    /// Creating the session, attaching, joining.
-    Joining,
-    /// In the room as a publisher.
-    InRoom { feed: u64 },
-    /// Something failed; reconnecting after `retry_at`.
-    Backoff { error: ConnectorError, attempt: u32, retry_at: Instant },
-    /// Hanging up, detaching, destroying.
-    Leaving,
-    /// Left cleanly (or gave up leaving after [`LEAVE_TIMEOUT`]).
-    Left,
-    /// Gave up: retrying cannot help (e.g. the room does not exist).
-    Failed { error: ConnectorError },
+impl Target {
+    fn peer(self) -> PeerId {
+        match self {
+            Self::Publisher => PeerId(PUBLISHER.to_owned()),
+            Self::Subscriber { feed } => feed_peer(feed),
+        }
+    }
+
+    fn of_peer(peer: &PeerId) -> Option<Self> {
+        if peer.0 == PUBLISHER {
+            return Some(Self::Publisher);
+        }
+        peer.0.strip_prefix("feed-")?.parse().ok().map(|feed| Self::Subscriber { feed })
+    }
 }
 
-/// Inputs from the websocket task and the daemon.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Input {
-    /// The websocket is open.
-    Connected,
-    /// A text frame from Janus.
-    Message(String),
-    /// The websocket closed or failed to open.
-    Disconnected { reason: String },
-    /// The publisher's offer (complete or trickled), for `publish`.
-    PublisherOffer { sdp: String },
-    /// Our answer to a subscriber offer, for `start`.
-    SubscriberAnswer { feed: u64, sdp: String },
-    /// A local ICE candidate, or `None` when gathering is complete.
-    LocalCandidate { target: Target, candidate: Option<Candidate> },
-    /// The publisher's media connection failed: start over (back off, new
-    /// session, join, publish). Ignored unless joining or in the room.
-    Restart { reason: String },
-    /// A subscriber's media connection failed: drop it and subscribe to the
-    /// feed again with a new handle.
-    Resubscribe { feed: u64 },
-    /// Time passed (a [`Output::Timeout`] is due).
-    Tick,
-    /// Leave the room and close.
-    Leave,
+/// The peer id that receives `feed`.
+pub fn feed_peer(feed: u64) -> PeerId {
+    PeerId(format!("feed-{feed}"))
 }
 
-/// What the websocket task must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Transmit {
-    /// Open the websocket (again).
-    Connect,
-    /// Send this text frame.
-    Send(String),
-    /// Close the websocket.
-    Close,
-}
-
-/// What the daemon must know or do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SessionEvent {
-    State(SessionState),
-    /// We are in the room: build the publisher connection and send
-    /// [`Input::PublisherOffer`].
-    Joined {
-        feed: u64,
-        publishers: usize,
-    },
-    /// Janus's answer to our publisher offer.
-    PublisherAnswer {
-        sdp: String,
-    },
-    /// A remote publisher: build a subscriber connection for this offer and
-    /// send [`Input::SubscriberAnswer`].
-    SubscriberOffer {
-        feed: u64,
-        display: Option<String>,
-        sdp: String,
-    },
-    /// A remote publisher left or unpublished: drop its connection.
-    FeedGone {
-        feed: u64,
-    },
-    /// A remote ICE candidate (`None`: Janus finished gathering).
-    RemoteCandidate {
-        target: Target,
-        candidate: Option<Candidate>,
-    },
-    /// Janus's PeerConnection for `target` is up (`webrtcup`).
-    WebRtcUp {
-        target: Target,
-    },
-    /// Janus reports media flowing or stopping.
-    Media {
-        target: Target,
-        kind: String,
-        receiving: bool,
-    },
-    /// Janus hung up a PeerConnection.
-    Hangup {
-        target: Target,
-        reason: String,
-    },
-    /// Janus sees loss (`slowlink`).
-    SlowLink {
-        target: Target,
-        uplink: bool,
-        lost: u64,
-    },
-    /// Every peer connection is void (the session was lost): drop them all.
-    ConnectionsLost,
-}
-
-/// One output.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    Transmit(Transmit),
-    Event(SessionEvent),
-    /// Nothing more now; call again with [`Input::Tick`] at this time.
-    Timeout(Instant),
+fn participant(feed: u64) -> ParticipantId {
+    ParticipantId(feed.to_string())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,7 +121,7 @@ struct Subscription {
 #[derive(Debug)]
 pub struct JanusSession {
     settings: JanusSettings,
-    state: SessionState,
+    state: ConnectorState,
     session_id: Option<u64>,
     publisher_handle: Option<u64>,
     feed: Option<u64>,
@@ -231,10 +131,23 @@ pub struct JanusSession {
     next_transaction: u64,
     next_keepalive: Option<Instant>,
     leave_deadline: Option<Instant>,
-    attempt: u32,
     outputs: VecDeque<Output>,
     /// The latest time passed in, for "nothing due" timeouts.
     last_now: Instant,
+}
+
+impl Connector for JanusSession {
+    fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), ConnectorError> {
+        JanusSession::handle_input(self, now, input)
+    }
+
+    fn poll_output(&mut self) -> Output {
+        JanusSession::poll_output(self)
+    }
+
+    fn state(&self) -> &ConnectorState {
+        &self.state
+    }
 }
 
 impl JanusSession {
@@ -243,7 +156,7 @@ impl JanusSession {
         let mut s = Self {
             last_now: now,
             settings,
-            state: SessionState::Connecting,
+            state: ConnectorState::Connecting,
             session_id: None,
             publisher_handle: None,
             feed: None,
@@ -253,7 +166,6 @@ impl JanusSession {
             next_transaction: 1,
             next_keepalive: None,
             leave_deadline: None,
-            attempt: 0,
             outputs: VecDeque::new(),
         };
         s.outputs.push_back(Output::Transmit(Transmit::Connect));
@@ -261,7 +173,7 @@ impl JanusSession {
     }
 
     /// The current state.
-    pub fn state(&self) -> &SessionState {
+    pub fn state(&self) -> &ConnectorState {
         &self.state
     }
 
@@ -281,49 +193,28 @@ impl JanusSession {
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), ConnectorError> {
         self.last_now = self.last_now.max(now);
         match input {
-            Input::Connected => {
-                if self.state == SessionState::Connecting {
+            Input::TransportConnected => {
+                if self.state == ConnectorState::Connecting {
                     self.request(now, Request::Create, json!({"janus": "create"}));
-                    self.set_state(SessionState::Joining);
+                    self.set_state(ConnectorState::Joining);
                 }
             }
-            Input::Message(text) => {
+            Input::TransportReceived(text) => {
                 let msg = Incoming::parse(&text).map_err(|e| ConnectorError::Protocol { reason: e.to_string() })?;
                 self.on_message(now, msg);
             }
-            Input::Disconnected { reason } => match self.state {
-                SessionState::Leaving => self.finish_leaving(),
-                SessionState::Left | SessionState::Failed { .. } | SessionState::Backoff { .. } => {}
-                _ => self.fail(now, ConnectorError::ServerGone { reason }),
+            Input::TransportClosed { reason } => match self.state {
+                ConnectorState::Leaving => self.finish_leaving(),
+                ConnectorState::Left | ConnectorState::Failed(_) => {}
+                _ => self.fail(ConnectorError::ServerGone { reason }),
             },
-            Input::PublisherOffer { sdp } => {
-                if let (SessionState::InRoom { .. }, Some(handle)) = (&self.state, self.publisher_handle) {
-                    let body = json!({
-                        "request": "publish", "audio": true, "video": true,
-                        "display": self.settings.display, "e2ee": true,
-                    });
-                    self.request(
-                        now,
-                        Request::Publish,
-                        // Janus 1.1 reads `e2ee` from the jsep (as its janus.js sends it): a
-                        // `require_e2ee` room refuses a publisher whose jsep lacks it (433).
-                        json!({"janus": "message", "handle_id": handle, "body": body,
-                               "jsep": {"type": "offer", "sdp": sdp, "e2ee": true}}),
-                    );
-                }
-            }
-            Input::SubscriberAnswer { feed, sdp } => {
-                if let Some(handle) = self.subscriptions.get(&feed).and_then(|s| s.handle) {
-                    let body = json!({"request": "start", "room": room_value(&self.settings.room)});
-                    self.request(
-                        now,
-                        Request::Start { feed },
-                        json!({"janus": "message", "handle_id": handle, "body": body, "jsep": {"type": "answer", "sdp": sdp}}),
-                    );
-                }
-            }
-            Input::LocalCandidate { target, candidate } => {
-                if let Some(handle) = self.handle_of(target) {
+            Input::LocalDescription { peer, sdp } => match Target::of_peer(&peer) {
+                Some(Target::Publisher) => self.publish(now, sdp),
+                Some(Target::Subscriber { feed }) => self.start(now, feed, sdp),
+                None => {}
+            },
+            Input::LocalCandidate { peer, candidate } => {
+                if let Some(handle) = Target::of_peer(&peer).and_then(|t| self.handle_of(t)) {
                     let candidate = match candidate {
                         Some(c) => {
                             json!({"candidate": c.candidate, "sdpMid": c.sdp_mid, "sdpMLineIndex": c.sdp_mline_index})
@@ -337,23 +228,53 @@ impl JanusSession {
                     );
                 }
             }
-            Input::Restart { reason } => {
-                if matches!(self.state, SessionState::InRoom { .. } | SessionState::Joining) {
-                    self.fail(now, ConnectorError::MediaFailed { reason });
-                }
-            }
-            Input::Resubscribe { feed } => {
-                if matches!(self.state, SessionState::InRoom { .. }) {
-                    if let Some(display) = self.subscriptions.get(&feed).map(|s| s.display.clone()) {
-                        self.drop_subscription(now, feed);
-                        self.subscribe(now, feed, display);
+            Input::PeerFailed { peer, reason } => match Target::of_peer(&peer) {
+                // Without our publisher there is no meeting: start over (the supervisor retries).
+                Some(Target::Publisher) => {
+                    if matches!(self.state, ConnectorState::InMeeting | ConnectorState::Joining) {
+                        self.fail(ConnectorError::MediaFailed { reason: format!("publisher: {reason}") });
                     }
                 }
-            }
+                // One participant's connection: subscribe to them again with a new handle.
+                Some(Target::Subscriber { feed }) => {
+                    if self.state == ConnectorState::InMeeting {
+                        self.resubscribe(now, feed);
+                    }
+                }
+                None => {}
+            },
             Input::Tick => self.on_tick(now),
             Input::Leave => self.leave(now),
         }
         Ok(())
+    }
+
+    fn publish(&mut self, now: Instant, sdp: String) {
+        if let (ConnectorState::InMeeting, Some(handle)) = (&self.state, self.publisher_handle) {
+            let body = json!({
+                "request": "publish", "audio": true, "video": true,
+                "display": self.settings.display, "e2ee": true,
+            });
+            self.request(
+                now,
+                Request::Publish,
+                // Janus 1.1 reads `e2ee` from the jsep (as its janus.js sends it): a
+                // `require_e2ee` room refuses a publisher whose jsep lacks it (433).
+                json!({"janus": "message", "handle_id": handle, "body": body,
+                       "jsep": {"type": "offer", "sdp": sdp, "e2ee": true}}),
+            );
+        }
+    }
+
+    fn start(&mut self, now: Instant, feed: u64, sdp: String) {
+        if let Some(handle) = self.subscriptions.get(&feed).and_then(|s| s.handle) {
+            let body = json!({"request": "start", "room": room_value(&self.settings.room)});
+            self.request(
+                now,
+                Request::Start { feed },
+                json!({"janus": "message", "handle_id": handle, "body": body, "jsep": {"type": "answer", "sdp": sdp}}),
+            );
+        }
     }
 
     /// The next thing to do; [`Output::Timeout`] when there is nothing now.
@@ -368,20 +289,13 @@ impl JanusSession {
         let mut deadlines: Vec<Instant> = self.pending.values().map(|p| p.deadline).collect();
         deadlines.extend(self.next_keepalive);
         deadlines.extend(self.leave_deadline);
-        if let SessionState::Backoff { retry_at, .. } = &self.state {
-            deadlines.push(*retry_at);
-        }
         // With nothing pending the session waits for input; an hour is "never"
         // without needing an Option in every caller's select loop.
         deadlines.into_iter().min().unwrap_or(self.last_now + IDLE_WAKEUP)
     }
 
     fn on_tick(&mut self, now: Instant) {
-        if let SessionState::Backoff { retry_at, .. } = &self.state {
-            if now >= *retry_at {
-                self.set_state(SessionState::Connecting);
-                self.outputs.push_back(Output::Transmit(Transmit::Connect));
-            }
+        if self.state.is_final() {
             return;
         }
         if let Some(deadline) = self.leave_deadline {
@@ -391,8 +305,8 @@ impl JanusSession {
             }
         }
         let expired = self.pending.values().any(|p| now >= p.deadline && p.request != Request::Other);
-        if expired && self.state != SessionState::Leaving {
-            self.fail(now, ConnectorError::Timeout { what: "janus request" });
+        if expired && self.state != ConnectorState::Leaving {
+            self.fail(ConnectorError::Timeout { what: "janus request" });
             return;
         }
         self.pending.retain(|_, p| now < p.deadline);
@@ -405,12 +319,12 @@ impl JanusSession {
     }
 
     fn on_message(&mut self, now: Instant, msg: Incoming) {
-        if matches!(self.state, SessionState::Left | SessionState::Failed { .. } | SessionState::Backoff { .. }) {
+        if self.state.is_final() {
             return;
         }
         // A session-level event about the whole session.
         if msg.janus == "timeout" {
-            self.fail(now, ConnectorError::ServerGone { reason: "janus session timed out".into() });
+            self.fail(ConnectorError::ServerGone { reason: "janus session timed out".into() });
             return;
         }
         let pending = msg.transaction.as_ref().and_then(|t| self.pending.get(t)).cloned();
@@ -431,7 +345,7 @@ impl JanusSession {
     fn on_reply(&mut self, now: Instant, request: Request, msg: Incoming) {
         if msg.janus == "error" {
             let (code, reason) = msg.error.map(|e| (e.code, e.reason)).unwrap_or((0, String::new()));
-            if self.state == SessionState::Leaving {
+            if self.state == ConnectorState::Leaving {
                 return self.maybe_finish_leaving();
             }
             let error = if code == ERROR_SESSION_NOT_FOUND {
@@ -456,7 +370,7 @@ impl JanusSession {
                     self.next_keepalive = Some(now + KEEPALIVE_INTERVAL);
                     self.request(now, Request::AttachPublisher, json!({"janus": "attach", "plugin": VIDEOROOM_PLUGIN}));
                 }
-                None => self.fail(now, protocol("create: no session id")),
+                None => self.fail(protocol("create: no session id")),
             },
             Request::AttachPublisher => match msg.data_id() {
                 Some(id) => {
@@ -471,28 +385,36 @@ impl JanusSession {
                         json!({"janus": "message", "handle_id": id, "body": body}),
                     );
                 }
-                None => self.fail(now, protocol("attach: no handle id")),
+                None => self.fail(protocol("attach: no handle id")),
             },
             Request::JoinPublisher => {
                 if msg.videoroom() != Some("joined") {
-                    return self.fail(now, protocol("join: no joined event"));
+                    return self.fail(protocol("join: no joined event"));
                 }
                 let Some(feed) = msg.room_data().and_then(|d| d.get("id")).and_then(Value::as_u64) else {
-                    return self.fail(now, protocol("join: no feed id"));
+                    return self.fail(protocol("join: no feed id"));
                 };
                 self.feed = Some(feed);
                 self.private_id = msg.room_data().and_then(|d| d.get("private_id")).and_then(Value::as_u64);
-                self.attempt = 0;
                 let publishers = msg.publishers();
-                self.set_state(SessionState::InRoom { feed });
-                self.event(SessionEvent::Joined { feed, publishers: publishers.len() });
+                self.set_state(ConnectorState::InMeeting);
+                if self.settings.publish {
+                    self.event(Event::OpenPeer {
+                        peer: Target::Publisher.peer(),
+                        direction: Direction::Send,
+                        participant: None,
+                        remote_offer: None,
+                    });
+                }
                 for p in publishers {
                     self.subscribe(now, p.id, p.display);
                 }
             }
             Request::Publish => match msg.jsep {
-                Some(jsep) if jsep.kind == "answer" => self.event(SessionEvent::PublisherAnswer { sdp: jsep.sdp }),
-                _ => self.fail(now, protocol("publish: no answer")),
+                Some(jsep) if jsep.kind == "answer" => {
+                    self.event(Event::RemoteDescription { peer: Target::Publisher.peer(), sdp: jsep.sdp })
+                }
+                _ => self.fail(protocol("publish: no answer")),
             },
             Request::AttachSubscriber { feed } => match (msg.data_id(), self.subscriptions.get_mut(&feed)) {
                 (Some(handle), Some(sub)) => {
@@ -515,14 +437,16 @@ impl JanusSession {
                 (None, _) => self.drop_subscription(now, feed),
             },
             Request::JoinSubscriber { feed } => match msg.jsep {
-                Some(jsep) if jsep.kind == "offer" => {
-                    let display = self.subscriptions.get(&feed).and_then(|s| s.display.clone());
-                    self.event(SessionEvent::SubscriberOffer { feed, display, sdp: jsep.sdp });
-                }
+                Some(jsep) if jsep.kind == "offer" => self.event(Event::OpenPeer {
+                    peer: feed_peer(feed),
+                    direction: Direction::Receive,
+                    participant: Some(participant(feed)),
+                    remote_offer: Some(jsep.sdp),
+                }),
                 _ => self.drop_subscription(now, feed),
             },
             Request::Start { .. } | Request::Other => {
-                if self.state == SessionState::Leaving {
+                if self.state == ConnectorState::Leaving {
                     self.maybe_finish_leaving();
                 }
             }
@@ -537,7 +461,7 @@ impl JanusSession {
                 self.drop_subscription(now, feed);
             }
             Request::Other => {}
-            _ => self.fail(now, error),
+            _ => self.fail(error),
         }
     }
 
@@ -571,46 +495,72 @@ impl JanusSession {
                         serde_json::from_value::<Candidate>(c.clone()).ok()
                     }
                 });
-                self.event(SessionEvent::RemoteCandidate { target, candidate });
+                let candidate = candidate.map(|c| signalling::Candidate {
+                    candidate: c.candidate,
+                    sdp_mid: c.sdp_mid,
+                    sdp_mline_index: c.sdp_mline_index,
+                });
+                self.event(Event::RemoteCandidate { peer: target.peer(), candidate });
             }
-            "webrtcup" => self.event(SessionEvent::WebRtcUp { target }),
-            "media" => self.event(SessionEvent::Media {
-                target,
-                kind: msg.media_type.unwrap_or_default(),
-                receiving: msg.receiving.unwrap_or(false),
-            }),
-            "hangup" => self.event(SessionEvent::Hangup { target, reason: msg.reason.unwrap_or_default() }),
-            "slowlink" => self.event(SessionEvent::SlowLink {
-                target,
-                uplink: msg.uplink.unwrap_or(false),
-                lost: msg.lost.unwrap_or(0),
-            }),
+            // Janus gave up on our publisher's connection: start over.
+            "hangup" if target == Target::Publisher => {
+                let reason = msg.reason.unwrap_or_default();
+                self.fail(ConnectorError::MediaFailed { reason: format!("janus hung up the publisher: {reason}") });
+            }
             "detached" => {
                 if let Target::Subscriber { feed } = target {
                     if self.subscriptions.remove(&feed).is_some() {
-                        self.event(SessionEvent::FeedGone { feed });
+                        self.participant_gone(feed);
                     }
                 }
             }
+            // `webrtcup`, `media`, `slowlink`, a subscriber's `hangup`: what
+            // they say, the peer connections see first-hand.
             _ => {}
         }
     }
 
+    /// Subscribes to a feed we do not receive yet: a new participant.
     fn subscribe(&mut self, now: Instant, feed: u64, display: Option<String>) {
         if !self.settings.subscribe || Some(feed) == self.feed || self.subscriptions.contains_key(&feed) {
             return;
         }
+        self.event(Event::ParticipantJoined {
+            participant: participant(feed),
+            display: display.clone().unwrap_or_default(),
+        });
+        self.attach_subscriber(now, feed, display);
+    }
+
+    fn attach_subscriber(&mut self, now: Instant, feed: u64, display: Option<String>) {
         self.subscriptions.insert(feed, Subscription { handle: None, display });
         self.request(now, Request::AttachSubscriber { feed }, json!({"janus": "attach", "plugin": VIDEOROOM_PLUGIN}));
     }
 
+    /// The same participant on a new handle and a new peer connection.
+    fn resubscribe(&mut self, now: Instant, feed: u64) {
+        if let Some(sub) = self.subscriptions.remove(&feed) {
+            if let Some(handle) = sub.handle {
+                self.detach(now, handle);
+            }
+            self.event(Event::ClosePeer { peer: feed_peer(feed) });
+            self.attach_subscriber(now, feed, sub.display);
+        }
+    }
+
+    /// The feed left, or we cannot receive it.
     fn drop_subscription(&mut self, now: Instant, feed: u64) {
         if let Some(sub) = self.subscriptions.remove(&feed) {
             if let Some(handle) = sub.handle {
                 self.detach(now, handle);
             }
-            self.event(SessionEvent::FeedGone { feed });
+            self.participant_gone(feed);
         }
+    }
+
+    fn participant_gone(&mut self, feed: u64) {
+        self.event(Event::ClosePeer { peer: feed_peer(feed) });
+        self.event(Event::ParticipantLeft { participant: participant(feed) });
     }
 
     fn detach(&mut self, now: Instant, handle: u64) {
@@ -619,15 +569,15 @@ impl JanusSession {
 
     fn leave(&mut self, now: Instant) {
         match self.state {
-            SessionState::Leaving | SessionState::Left => return,
-            SessionState::InRoom { .. } | SessionState::Joining if self.session_id.is_some() => {}
+            ConnectorState::Leaving | ConnectorState::Left => return,
+            ConnectorState::InMeeting | ConnectorState::Joining if self.session_id.is_some() => {}
             _ => {
                 // Nothing on the server to clean up.
-                self.set_state(SessionState::Leaving);
+                self.set_state(ConnectorState::Leaving);
                 return self.finish_leaving();
             }
         }
-        self.set_state(SessionState::Leaving);
+        self.set_state(ConnectorState::Leaving);
         self.pending.clear();
         self.leave_deadline = Some(now + LEAVE_TIMEOUT);
         self.next_keepalive = None;
@@ -653,36 +603,32 @@ impl JanusSession {
         self.reset_server_state();
         self.leave_deadline = None;
         self.outputs.push_back(Output::Transmit(Transmit::Close));
-        self.set_state(SessionState::Left);
+        self.set_state(ConnectorState::Left);
     }
 
-    /// Drops everything that lived on the server and backs off (or gives up).
-    fn fail(&mut self, now: Instant, error: ConnectorError) {
+    /// Drops everything that lived on the server and ends the session; the
+    /// supervisor decides whether to try again. A room that does not exist
+    /// will not exist on the next attempt either.
+    fn fail(&mut self, error: ConnectorError) {
         self.reset_server_state();
         self.outputs.push_back(Output::Transmit(Transmit::Close));
-        self.attempt += 1;
-        let give_up = matches!(error, ConnectorError::NoSuchRoom { .. }) && self.attempt >= NO_SUCH_ROOM_ATTEMPTS;
-        if give_up {
-            self.set_state(SessionState::Failed { error });
-        } else {
-            let shift = self.attempt.saturating_sub(1).min(5);
-            let delay = (FIRST_BACKOFF * (1 << shift)).min(MAX_BACKOFF);
-            self.set_state(SessionState::Backoff { error, attempt: self.attempt, retry_at: now + delay });
-        }
+        let retryable = !matches!(error, ConnectorError::NoSuchRoom { .. });
+        self.set_state(ConnectorState::Failed(Failure { error, retryable }));
     }
 
+    /// Forgets the server's session; every peer connection it carried is void.
     fn reset_server_state(&mut self) {
-        let had_connections = self.feed.is_some() || !self.subscriptions.is_empty();
+        for feed in std::mem::take(&mut self.subscriptions).into_keys() {
+            self.participant_gone(feed);
+        }
+        if self.feed.take().is_some() && self.settings.publish {
+            self.event(Event::ClosePeer { peer: Target::Publisher.peer() });
+        }
         self.session_id = None;
         self.publisher_handle = None;
-        self.feed = None;
         self.private_id = None;
-        self.subscriptions.clear();
         self.pending.clear();
         self.next_keepalive = None;
-        if had_connections {
-            self.event(SessionEvent::ConnectionsLost);
-        }
     }
 
     fn handle_of(&self, target: Target) -> Option<u64> {
@@ -705,14 +651,14 @@ impl JanusSession {
         self.outputs.push_back(Output::Transmit(Transmit::Send(body.to_string())));
     }
 
-    fn set_state(&mut self, state: SessionState) {
+    fn set_state(&mut self, state: ConnectorState) {
         if self.state != state {
             self.state = state.clone();
-            self.event(SessionEvent::State(state));
+            self.event(Event::State(state));
         }
     }
 
-    fn event(&mut self, event: SessionEvent) {
+    fn event(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
     }
 }

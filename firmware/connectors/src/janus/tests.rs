@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::messages::Candidate;
 use super::session::*;
 use crate::ConnectorError;
+use crate::signalling::{
+    Candidate, ConnectorState, Direction, Event, Failure, Input, Output, ParticipantId, PeerId, Transmit,
+};
 
 const SESSION: u64 = 9001;
 const PUB_HANDLE: u64 = 111;
@@ -19,7 +21,7 @@ struct Harness {
     s: JanusSession,
     now: Instant,
     sent: Vec<Value>,
-    events: Vec<SessionEvent>,
+    events: Vec<Event>,
     connects: usize,
     closes: usize,
     timeout: Instant,
@@ -64,7 +66,7 @@ impl Harness {
     }
 
     fn reply(&mut self, msg: Value) {
-        self.input(Input::Message(msg.to_string()));
+        self.input(Input::TransportReceived(msg.to_string()));
     }
 
     /// Moves virtual time forward, ticking at every timeout on the way.
@@ -85,14 +87,14 @@ impl Harness {
         std::mem::take(&mut self.sent)
     }
 
-    fn take_events(&mut self) -> Vec<SessionEvent> {
+    fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
     }
 
     /// Runs create → attach → join; `publishers` are present in the room.
     fn join(&mut self, publishers: Value) {
         assert_eq!(self.connects, 1);
-        self.input(Input::Connected);
+        self.input(Input::TransportConnected);
         let create = self.last_sent().clone();
         assert_eq!(create["janus"], "create");
         self.reply(json!({"janus": "success", "transaction": create["transaction"], "data": {"id": SESSION}}));
@@ -109,14 +111,15 @@ impl Harness {
             json!({"request": "join", "ptype": "publisher", "room": 1234, "display": "Board room"})
         );
         self.reply(json!({"janus": "ack", "session_id": SESSION, "transaction": join["transaction"]}));
-        assert_eq!(self.s.state(), &SessionState::Joining, "an ack is not the reply");
+        assert_eq!(self.s.state(), &ConnectorState::Joining, "an ack is not the reply");
         self.reply(json!({
             "janus": "event", "session_id": SESSION, "sender": PUB_HANDLE, "transaction": join["transaction"],
             "plugindata": {"plugin": "janus.plugin.videoroom", "data": {
                 "videoroom": "joined", "room": 1234, "id": FEED, "private_id": PRIVATE_ID, "publishers": publishers,
             }},
         }));
-        assert_eq!(self.s.state(), &SessionState::InRoom { feed: FEED });
+        assert_eq!(self.s.state(), &ConnectorState::InMeeting);
+        assert_eq!(self.s.feed(), Some(FEED));
     }
 
     /// Completes a subscription to `feed` whose attach request is `attach`.
@@ -138,29 +141,63 @@ impl Harness {
     }
 }
 
+fn publisher() -> PeerId {
+    PeerId(PUBLISHER.into())
+}
+
+fn who(feed: u64) -> ParticipantId {
+    ParticipantId(feed.to_string())
+}
+
+fn open_feed(feed: u64) -> Event {
+    Event::OpenPeer {
+        peer: feed_peer(feed),
+        direction: Direction::Receive,
+        participant: Some(who(feed)),
+        remote_offer: Some(format!("v=0 offer for {feed}")),
+    }
+}
+
+fn gone(feed: u64) -> Vec<Event> {
+    vec![Event::ClosePeer { peer: feed_peer(feed) }, Event::ParticipantLeft { participant: who(feed) }]
+}
+
+fn failed(s: &JanusSession) -> &Failure {
+    match s.state() {
+        ConnectorState::Failed(f) => f,
+        other => panic!("not failed: {other:?}"),
+    }
+}
+
 #[test]
 fn joins_publishes_with_e2ee_and_subscribes_to_present_publishers() {
     let mut h = Harness::new(true);
     h.join(json!([{"id": 42, "display": "Alice"}]));
     let events = h.take_events();
-    assert!(events.contains(&SessionEvent::Joined { feed: FEED, publishers: 1 }), "{events:?}");
+    let open_publisher =
+        Event::OpenPeer { peer: publisher(), direction: Direction::Send, participant: None, remote_offer: None };
+    assert_eq!(
+        events[events.len() - 3..],
+        [
+            Event::State(ConnectorState::InMeeting),
+            open_publisher,
+            Event::ParticipantJoined { participant: who(42), display: "Alice".into() },
+        ],
+        "{events:?}"
+    );
 
     // Subscriber for Alice: its own handle.
     let attach = h.last_sent().clone();
     h.complete_subscription(&attach, 42, 222);
-    let events = h.take_events();
-    assert_eq!(
-        events,
-        vec![SessionEvent::SubscriberOffer { feed: 42, display: Some("Alice".into()), sdp: "v=0 offer for 42".into() }]
-    );
-    h.input(Input::SubscriberAnswer { feed: 42, sdp: "v=0 answer".into() });
+    assert_eq!(h.take_events(), vec![open_feed(42)]);
+    h.input(Input::LocalDescription { peer: feed_peer(42), sdp: "v=0 answer".into() });
     let start = h.last_sent().clone();
     assert_eq!(start["handle_id"], 222);
     assert_eq!(start["body"], json!({"request": "start", "room": 1234}));
     assert_eq!(start["jsep"], json!({"type": "answer", "sdp": "v=0 answer"}));
 
     // Publish, flagged e2ee, on the publisher handle.
-    h.input(Input::PublisherOffer { sdp: "v=0 our offer".into() });
+    h.input(Input::LocalDescription { peer: publisher(), sdp: "v=0 our offer".into() });
     let publish = h.last_sent().clone();
     assert_eq!(publish["handle_id"], PUB_HANDLE);
     assert_eq!(
@@ -175,20 +212,13 @@ fn joins_publishes_with_e2ee_and_subscribes_to_present_publishers() {
         "plugindata": {"plugin": "janus.plugin.videoroom", "data": {"videoroom": "event", "configured": "ok", "video_codec": "vp8"}},
         "jsep": {"type": "answer", "sdp": "v=0 janus answer"},
     }));
-    assert_eq!(h.take_events(), vec![SessionEvent::PublisherAnswer { sdp: "v=0 janus answer".into() }]);
+    assert_eq!(h.take_events(), vec![Event::RemoteDescription { peer: publisher(), sdp: "v=0 janus answer".into() }]);
 
-    // Janus's own notifications route to the right target.
+    // Janus's own notifications about media are not the engine's business.
     h.reply(json!({"janus": "webrtcup", "session_id": SESSION, "sender": PUB_HANDLE}));
     h.reply(json!({"janus": "media", "session_id": SESSION, "sender": 222, "type": "video", "receiving": true}));
     h.reply(json!({"janus": "slowlink", "session_id": SESSION, "sender": PUB_HANDLE, "uplink": true, "lost": 12}));
-    assert_eq!(
-        h.take_events(),
-        vec![
-            SessionEvent::WebRtcUp { target: Target::Publisher },
-            SessionEvent::Media { target: Target::Subscriber { feed: 42 }, kind: "video".into(), receiving: true },
-            SessionEvent::SlowLink { target: Target::Publisher, uplink: true, lost: 12 },
-        ]
-    );
+    assert!(h.take_events().is_empty());
     assert_eq!(h.s.subscribed_feeds(), vec![42]);
 }
 
@@ -207,6 +237,7 @@ fn subscribes_to_arriving_publishers_and_drops_leaving_ones() {
     }));
     let sent = h.take_sent();
     assert_eq!(sent.len(), 1, "one subscription, not one for ourselves: {sent:?}");
+    assert_eq!(h.take_events(), vec![Event::ParticipantJoined { participant: who(43), display: "Bob".into() }]);
     h.complete_subscription(&sent[0], 43, 333);
     // The same publisher listed again does not subscribe twice.
     h.reply(json!({
@@ -214,14 +245,14 @@ fn subscribes_to_arriving_publishers_and_drops_leaving_ones() {
         "plugindata": {"plugin": "janus.plugin.videoroom", "data": {"videoroom": "event", "publishers": [{"id": 43}]}},
     }));
     assert!(h.take_sent().iter().all(|m| m["janus"] != "attach"));
-    h.take_events();
+    assert_eq!(h.take_events(), vec![open_feed(43)]);
 
-    // Bob unpublishes: FeedGone, and his handle is detached.
+    // Bob unpublishes: his peer closes, he has left, his handle is detached.
     h.reply(json!({
         "janus": "event", "session_id": SESSION, "sender": PUB_HANDLE,
         "plugindata": {"plugin": "janus.plugin.videoroom", "data": {"videoroom": "event", "room": 1234, "unpublished": 43}},
     }));
-    assert_eq!(h.take_events(), vec![SessionEvent::FeedGone { feed: 43 }]);
+    assert_eq!(h.take_events(), gone(43));
     let detach = h.take_sent();
     assert_eq!(detach.len(), 1);
     assert_eq!(detach[0]["janus"], "detach");
@@ -241,6 +272,7 @@ fn without_subscribe_no_subscriber_handles() {
     let mut h = Harness::new(false);
     h.join(json!([{"id": 42}]));
     assert!(h.take_sent().iter().filter(|m| m["janus"] == "attach").count() == 1);
+    assert!(!h.take_events().iter().any(|e| matches!(e, Event::ParticipantJoined { .. })));
 }
 
 #[test]
@@ -258,87 +290,59 @@ fn keepalive_every_25_seconds_in_virtual_time() {
     // Janus acks keepalives; unanswered keepalives do not fail the session.
     h.advance(Duration::from_secs(100));
     assert_eq!(h.take_sent().iter().filter(|m| m["janus"] == "keepalive").count(), 4);
-    assert_eq!(h.s.state(), &SessionState::InRoom { feed: FEED });
+    assert_eq!(h.s.state(), &ConnectorState::InMeeting);
 }
 
 #[test]
-fn no_such_room_backs_off_then_fails() {
+fn no_such_room_fails_for_good_and_says_which_room() {
     let mut h = Harness::new(true);
-    let mut retries = vec![];
-    for attempt in 1..=NO_SUCH_ROOM_ATTEMPTS {
-        h.input(Input::Connected);
-        let create = h.last_sent().clone();
-        h.reply(json!({"janus": "success", "transaction": create["transaction"], "data": {"id": SESSION}}));
-        let attach = h.last_sent().clone();
-        h.reply(json!({"janus": "success", "transaction": attach["transaction"], "data": {"id": PUB_HANDLE}}));
-        let join = h.last_sent().clone();
-        h.reply(json!({
-            "janus": "event", "sender": PUB_HANDLE, "transaction": join["transaction"],
-            "plugindata": {"plugin": "janus.plugin.videoroom", "data": {"videoroom": "event", "error_code": 426, "error": "No such room (1234)"}},
-        }));
-        let error = ConnectorError::NoSuchRoom { room: "1234".into() };
-        match h.s.state().clone() {
-            SessionState::Backoff { error: e, attempt: a, retry_at } => {
-                assert_eq!((e, a), (error, attempt));
-                retries.push(retry_at - h.now);
-                let connects = h.connects;
-                h.advance(retry_at - h.now - Duration::from_millis(1));
-                assert_eq!(h.connects, connects, "no reconnect before the back-off ends");
-                h.advance(Duration::from_millis(1));
-                assert_eq!(h.connects, connects + 1);
-            }
-            SessionState::Failed { error: e } => {
-                assert_eq!(attempt, NO_SUCH_ROOM_ATTEMPTS);
-                assert_eq!(e, error);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert_eq!(h.closes, attempt as usize);
-    }
-    assert_eq!(retries, vec![Duration::from_secs(1), Duration::from_secs(2)]);
-    assert!(matches!(h.s.state(), SessionState::Failed { .. }));
+    h.input(Input::TransportConnected);
+    let create = h.last_sent().clone();
+    h.reply(json!({"janus": "success", "transaction": create["transaction"], "data": {"id": SESSION}}));
+    let attach = h.last_sent().clone();
+    h.reply(json!({"janus": "success", "transaction": attach["transaction"], "data": {"id": PUB_HANDLE}}));
+    let join = h.last_sent().clone();
+    h.reply(json!({
+        "janus": "event", "sender": PUB_HANDLE, "transaction": join["transaction"],
+        "plugindata": {"plugin": "janus.plugin.videoroom", "data": {"videoroom": "event", "error_code": 426, "error": "No such room (1234)"}},
+    }));
+    assert_eq!(failed(&h.s), &Failure { error: ConnectorError::NoSuchRoom { room: "1234".into() }, retryable: false });
+    assert_eq!(h.closes, 1);
+    // A failed session does nothing more by itself: retrying is the supervisor's.
+    h.advance(Duration::from_secs(120));
+    assert_eq!(h.connects, 1);
 }
 
 #[test]
-fn unanswered_request_times_out_and_reconnects() {
+fn unanswered_request_times_out_as_a_retryable_failure() {
     let mut h = Harness::new(true);
-    h.input(Input::Connected);
+    h.input(Input::TransportConnected);
     h.advance(REQUEST_TIMEOUT - Duration::from_millis(1));
-    assert_eq!(h.s.state(), &SessionState::Joining);
+    assert_eq!(h.s.state(), &ConnectorState::Joining);
     h.advance(Duration::from_millis(1));
-    assert!(matches!(h.s.state(), SessionState::Backoff { error: ConnectorError::Timeout { .. }, attempt: 1, .. }));
-    h.advance(FIRST_BACKOFF);
-    assert_eq!(h.connects, 2);
-    assert_eq!(h.s.state(), &SessionState::Connecting);
+    let f = failed(&h.s);
+    assert!(matches!(f.error, ConnectorError::Timeout { .. }) && f.retryable, "{f:?}");
+    assert_eq!((h.connects, h.closes), (1, 1));
 }
 
 #[test]
-fn server_gone_drops_connections_backs_off_exponentially_and_rejoins() {
+fn server_gone_closes_every_peer_and_fails_retryably() {
     let mut h = Harness::new(true);
-    h.join(json!([]));
+    h.join(json!([{"id": 42, "display": "Alice"}]));
+    let attach = h.last_sent().clone();
+    h.complete_subscription(&attach, 42, 222);
     h.take_events();
-    h.input(Input::Disconnected { reason: "connection reset".into() });
+    h.input(Input::TransportClosed { reason: "connection reset".into() });
     let events = h.take_events();
-    assert_eq!(events[0], SessionEvent::ConnectionsLost);
-    assert!(matches!(h.s.state(), SessionState::Backoff { error: ConnectorError::ServerGone { .. }, attempt: 1, .. }));
-    // Reconnect fails twice more: 1 s, 2 s, then 4 s.
-    h.advance(Duration::from_secs(1));
-    assert_eq!(h.connects, 2);
-    h.input(Input::Disconnected { reason: "refused".into() });
-    h.advance(Duration::from_secs(2));
-    assert_eq!(h.connects, 3);
-    h.input(Input::Disconnected { reason: "refused".into() });
-    h.advance(Duration::from_millis(3999));
-    assert_eq!(h.connects, 3);
-    h.advance(Duration::from_millis(1));
-    assert_eq!(h.connects, 4);
-    // The server is back: a fresh session joins again, attempt count resets.
-    h.connects = 1;
-    h.take_sent();
-    h.join(json!([]));
-    assert!(h.take_events().contains(&SessionEvent::Joined { feed: FEED, publishers: 0 }));
-    h.input(Input::Disconnected { reason: "again".into() });
-    assert!(matches!(h.s.state(), SessionState::Backoff { attempt: 1, .. }));
+    let mut expected = gone(42);
+    expected.push(Event::ClosePeer { peer: publisher() });
+    assert_eq!(events[..3], expected[..], "{events:?}");
+    let f = failed(&h.s);
+    assert_eq!(f.error, ConnectorError::ServerGone { reason: "connection reset".into() });
+    assert!(f.retryable);
+    // Closing the transport again (the driver noticing) changes nothing.
+    h.input(Input::TransportClosed { reason: "closed".into() });
+    assert!(h.take_events().is_empty());
 }
 
 #[test]
@@ -346,7 +350,7 @@ fn janus_session_timeout_event_is_server_gone() {
     let mut h = Harness::new(true);
     h.join(json!([]));
     h.reply(json!({"janus": "timeout", "session_id": SESSION}));
-    assert!(matches!(h.s.state(), SessionState::Backoff { error: ConnectorError::ServerGone { .. }, .. }));
+    assert!(matches!(failed(&h.s).error, ConnectorError::ServerGone { .. }));
 }
 
 #[test]
@@ -357,7 +361,7 @@ fn leaves_cleanly_hangup_detach_destroy() {
     h.complete_subscription(&attach, 42, 222);
     h.take_sent();
     h.input(Input::Leave);
-    assert_eq!(h.s.state(), &SessionState::Leaving);
+    assert_eq!(h.s.state(), &ConnectorState::Leaving);
     let sent = h.take_sent();
     let kinds: Vec<(String, Value)> =
         sent.iter().map(|m| (m["janus"].as_str().unwrap_or("").to_owned(), m["handle_id"].clone())).collect();
@@ -377,7 +381,7 @@ fn leaves_cleanly_hangup_detach_destroy() {
         h.reply(json!({"janus": "success", "session_id": SESSION, "transaction": m["transaction"]}));
     }
     assert_eq!(h.closes, 1);
-    assert_eq!(h.s.state(), &SessionState::Left);
+    assert_eq!(h.s.state(), &ConnectorState::Left);
 }
 
 #[test]
@@ -386,9 +390,9 @@ fn leave_gives_up_waiting_after_the_leave_timeout() {
     h.join(json!([]));
     h.input(Input::Leave);
     h.advance(LEAVE_TIMEOUT - Duration::from_millis(1));
-    assert_eq!(h.s.state(), &SessionState::Leaving);
+    assert_eq!(h.s.state(), &ConnectorState::Leaving);
     h.advance(Duration::from_millis(1));
-    assert_eq!(h.s.state(), &SessionState::Left);
+    assert_eq!(h.s.state(), &ConnectorState::Left);
     assert_eq!(h.closes, 1);
 }
 
@@ -396,7 +400,7 @@ fn leave_gives_up_waiting_after_the_leave_timeout() {
 fn leave_before_connecting_closes_at_once() {
     let mut h = Harness::new(true);
     h.input(Input::Leave);
-    assert_eq!(h.s.state(), &SessionState::Left);
+    assert_eq!(h.s.state(), &ConnectorState::Left);
     assert!(h.sent.is_empty());
 }
 
@@ -411,8 +415,8 @@ fn trickle_both_ways() {
         sdp_mid: Some("0".into()),
         sdp_mline_index: Some(0),
     };
-    h.input(Input::LocalCandidate { target: Target::Publisher, candidate: Some(c.clone()) });
-    h.input(Input::LocalCandidate { target: Target::Publisher, candidate: None });
+    h.input(Input::LocalCandidate { peer: publisher(), candidate: Some(c.clone()) });
+    h.input(Input::LocalCandidate { peer: publisher(), candidate: None });
     let sent = h.take_sent();
     assert_eq!(sent[0]["janus"], "trickle");
     assert_eq!(sent[0]["handle_id"], PUB_HANDLE);
@@ -424,8 +428,8 @@ fn trickle_both_ways() {
     assert_eq!(
         h.take_events(),
         vec![
-            SessionEvent::RemoteCandidate { target: Target::Publisher, candidate: Some(c) },
-            SessionEvent::RemoteCandidate { target: Target::Publisher, candidate: None },
+            Event::RemoteCandidate { peer: publisher(), candidate: Some(c) },
+            Event::RemoteCandidate { peer: publisher(), candidate: None },
         ]
     );
 }
@@ -436,7 +440,10 @@ fn garbage_from_the_server_is_an_error_not_a_panic() {
     h.join(json!([{"id": 42}]));
     let before = h.s.state().clone();
     for text in ["", "{", "[]", "null", "{\"janus\": 5}", "\u{0}", "{\"transaction\":\"c1\"}"] {
-        assert!(matches!(h.s.handle_input(h.now, Input::Message(text.into())), Err(ConnectorError::Protocol { .. })));
+        assert!(matches!(
+            h.s.handle_input(h.now, Input::TransportReceived(text.into())),
+            Err(ConnectorError::Protocol { .. })
+        ));
     }
     // Well-formed but nonsensical: unknown senders, wrong types, replies to nothing.
     for msg in [
@@ -450,48 +457,61 @@ fn garbage_from_the_server_is_an_error_not_a_panic() {
         h.reply(msg);
     }
     assert_eq!(h.s.state(), &before);
+    // Peers the session never named are ignored.
+    h.input(Input::LocalDescription { peer: PeerId("feed-x".into()), sdp: "v=0".into() });
+    h.input(Input::PeerFailed { peer: PeerId("nobody".into()), reason: "?".into() });
+    assert_eq!(h.s.state(), &before);
 }
 
 #[test]
-fn restart_after_a_media_failure_backs_off_and_joins_again() {
+fn a_publisher_that_cannot_be_built_fails_the_meeting_retryably() {
     let mut h = Harness::new(true);
-    // Before joining there is nothing to restart.
-    h.input(Input::Restart { reason: "early".into() });
-    assert_eq!(h.s.state(), &SessionState::Connecting);
+    // Before joining there is nothing to fail.
+    h.input(Input::PeerFailed { peer: publisher(), reason: "early".into() });
+    assert_eq!(h.s.state(), &ConnectorState::Connecting);
     h.join(json!([]));
     h.take_events();
-    h.input(Input::Restart { reason: "publisher ICE failed".into() });
-    assert_eq!(h.take_events()[0], SessionEvent::ConnectionsLost);
-    assert!(matches!(h.s.state(), SessionState::Backoff { error: ConnectorError::MediaFailed { .. }, attempt: 1, .. }));
+    h.input(Input::PeerFailed { peer: publisher(), reason: "build peer connection: no usable interface".into() });
+    assert_eq!(h.take_events()[0], Event::ClosePeer { peer: publisher() });
+    let f = failed(&h.s);
+    assert_eq!(
+        f.error,
+        ConnectorError::MediaFailed { reason: "publisher: build peer connection: no usable interface".into() }
+    );
+    assert!(f.retryable);
     assert_eq!(h.closes, 1);
-    h.advance(FIRST_BACKOFF);
-    assert_eq!(h.connects, 2);
-    h.connects = 1;
-    h.join(json!([]));
-    assert_eq!(h.s.state(), &SessionState::InRoom { feed: FEED });
 }
 
 #[test]
-fn resubscribe_replaces_a_failed_subscription() {
+fn janus_hanging_up_the_publisher_fails_the_meeting() {
+    let mut h = Harness::new(true);
+    h.join(json!([]));
+    h.reply(json!({"janus": "hangup", "session_id": SESSION, "sender": PUB_HANDLE, "reason": "DTLS alert"}));
+    assert_eq!(
+        failed(&h.s).error,
+        ConnectorError::MediaFailed { reason: "janus hung up the publisher: DTLS alert".into() }
+    );
+}
+
+#[test]
+fn a_failed_receive_peer_is_replaced_without_the_participant_leaving() {
     let mut h = Harness::new(true);
     h.join(json!([{"id": 42, "display": "Alice"}]));
     let attach = h.last_sent().clone();
     h.complete_subscription(&attach, 42, 222);
     h.take_sent();
     h.take_events();
-    h.input(Input::Resubscribe { feed: 42 });
+    h.input(Input::PeerFailed { peer: feed_peer(42), reason: "ICE failed".into() });
     let sent = h.take_sent();
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert_eq!((sent[0]["janus"].as_str(), &sent[0]["handle_id"]), (Some("detach"), &json!(222)));
     assert_eq!(sent[1]["janus"], "attach");
-    assert_eq!(h.take_events(), vec![SessionEvent::FeedGone { feed: 42 }]);
+    assert_eq!(h.take_events(), vec![Event::ClosePeer { peer: feed_peer(42) }]);
     h.complete_subscription(&sent[1], 42, 223);
-    assert_eq!(
-        h.take_events(),
-        vec![SessionEvent::SubscriberOffer { feed: 42, display: Some("Alice".into()), sdp: "v=0 offer for 42".into() }]
-    );
+    assert_eq!(h.take_events(), vec![open_feed(42)]);
+    assert_eq!(h.s.state(), &ConnectorState::InMeeting);
     // Unknown feeds are ignored.
     h.take_sent();
-    h.input(Input::Resubscribe { feed: 7 });
+    h.input(Input::PeerFailed { peer: feed_peer(7), reason: "?".into() });
     assert!(h.take_sent().is_empty());
 }

@@ -1,6 +1,8 @@
-//! The websocket task: carries [`JanusSession`]'s [`Transmit`]s to Janus and
-//! Janus's text frames back, with the `janus-protocol` subprotocol
-//! (tokio-tungstenite). All decisions stay in the session.
+//! The websocket driver: carries a [`Connector`]'s [`Transmit`]s to the
+//! server as text frames and the server's text frames back
+//! (tokio-tungstenite, `ws://` or `wss://` with the system's CA store). It
+//! decides nothing: when to connect, what to send and when to give up are the
+//! connector's.
 
 use std::time::{Duration, Instant};
 
@@ -12,38 +14,40 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::messages::WS_PROTOCOL;
-use super::session::{Input, JanusSession, Output, SessionEvent, SessionState, Transmit};
 use crate::ConnectorError;
+use crate::signalling::{Connector, ConnectorState, Event, Input, Output, Transmit};
 
 /// How long opening the websocket may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Runs `session` against the server at `url` (`ws://…` or `wss://…`) until it has left or failed for good. Inputs from the
-/// daemon arrive on `inputs`; events go to `events`. Returns the final state.
+/// Runs `session` against the server at `url` (`ws://…` or `wss://…`, with
+/// the websocket `subprotocol` if the service needs one) until it has left or
+/// failed. Inputs from the engine arrive on `inputs` (a closed channel means
+/// leave); events go to `events`. Returns the final state.
 pub async fn run(
     url: String,
-    mut session: JanusSession,
+    subprotocol: Option<&'static str>,
+    mut session: Box<dyn Connector>,
     mut inputs: mpsc::Receiver<Input>,
-    events: mpsc::Sender<SessionEvent>,
-) -> SessionState {
+    events: mpsc::Sender<Event>,
+) -> ConnectorState {
     let mut socket: Option<Socket> = None;
     let mut inputs_open = true;
     loop {
         let timeout = loop {
             match session.poll_output() {
                 Output::Transmit(Transmit::Connect) => {
-                    let input = match connect(&url).await {
+                    let input = match connect(&url, subprotocol).await {
                         Ok(s) => {
                             socket = Some(s);
-                            Input::Connected
+                            Input::TransportConnected
                         }
-                        Err(ConnectorError::ServerGone { reason }) => Input::Disconnected { reason },
-                        Err(e) => Input::Disconnected { reason: e.to_string() },
+                        Err(ConnectorError::ServerGone { reason }) => Input::TransportClosed { reason },
+                        Err(e) => Input::TransportClosed { reason: e.to_string() },
                     };
-                    feed(&mut session, input);
+                    feed(&mut *session, input);
                 }
                 Output::Transmit(Transmit::Send(text)) => {
                     let failed = match socket.as_mut() {
@@ -52,7 +56,7 @@ pub async fn run(
                     };
                     if let Some(reason) = failed {
                         socket = None;
-                        feed(&mut session, Input::Disconnected { reason });
+                        feed(&mut *session, Input::TransportClosed { reason });
                     }
                 }
                 Output::Transmit(Transmit::Close) => {
@@ -69,39 +73,38 @@ pub async fn run(
                 Output::Timeout(at) => break at,
             }
         };
-        match session.state() {
-            SessionState::Left | SessionState::Failed { .. } => return session.state().clone(),
-            _ => {}
+        if session.state().is_final() {
+            return session.state().clone();
         }
         let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(timeout));
         tokio::select! {
             frame = next_frame(&mut socket) => {
                 let input = match frame {
-                    Ok(Some(text)) => Input::Message(text),
+                    Ok(Some(text)) => Input::TransportReceived(text),
                     Ok(None) => continue,
                     Err(reason) => {
                         socket = None;
-                        Input::Disconnected { reason }
+                        Input::TransportClosed { reason }
                     }
                 };
-                feed(&mut session, input);
+                feed(&mut *session, input);
             }
             input = inputs.recv(), if inputs_open => match input {
-                Some(input) => feed(&mut session, input),
+                Some(input) => feed(&mut *session, input),
                 // The daemon dropped its sender: that means leave.
                 None => {
                     inputs_open = false;
-                    feed(&mut session, Input::Leave);
+                    feed(&mut *session, Input::Leave);
                 }
             },
-            () = sleep => feed(&mut session, Input::Tick),
+            () = sleep => feed(&mut *session, Input::Tick),
         }
     }
 }
 
-fn feed(session: &mut JanusSession, input: Input) {
+fn feed(session: &mut dyn Connector, input: Input) {
     if let Err(e) = session.handle_input(Instant::now(), input) {
-        tracing::warn!(error = %e, "ignored a message from janus");
+        tracing::warn!(error = %e, "ignored a message from the server");
     }
 }
 
@@ -118,11 +121,13 @@ async fn next_frame(socket: &mut Option<Socket>) -> Result<Option<String>, Strin
     }
 }
 
-async fn connect(url: &str) -> Result<Socket, ConnectorError> {
+async fn connect(url: &str, subprotocol: Option<&'static str>) -> Result<Socket, ConnectorError> {
     let tls = if url.starts_with("wss://") { Some(tls_connector()?) } else { None };
     let mut request =
         url.into_client_request().map_err(|e| ConnectorError::ServerGone { reason: format!("bad server url: {e}") })?;
-    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(WS_PROTOCOL));
+    if let Some(protocol) = subprotocol {
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
+    }
     let connecting = tokio_tungstenite::connect_async_tls_with_config(request, None, false, tls);
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok((socket, _response))) => Ok(socket),
