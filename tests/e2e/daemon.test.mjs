@@ -5,19 +5,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { keepFailureLogs } from './lib/artifacts.mjs';
 import { startJanus, sleep } from './lib/janus.mjs';
 import { startPageServer, launchBrowser, openParticipant, browserCapabilities } from './lib/browser.mjs';
+import { startDaemon as startDaemonProcess, assertBrowserDecodesRoom, DAEMON_BIN } from './lib/daemon.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const REPO = join(HERE, '..', '..');
-const BIN = process.env.CLOAKROOMD_BIN || join(REPO, 'target', 'debug', 'cloakroomd');
+const BIN = DAEMON_BIN;
 const ROOM = 4321;
-const MOTION_MIN = 1.0;
 
 let janus, server, browser;
 const open = new Set();
@@ -44,46 +39,11 @@ after(async () => {
 /** Starts the daemon; the link (with the key) goes in on stdin, never on the command line. */
 function startDaemon({ codec = 'vp8', name = 'Board room', room = ROOM } = {}) {
   const { host } = new URL(janus.wsUrl);
-  const link = `janus+ws://${host}/?room=${room}#e2ee=${keyB64}`;
-  const child = spawn(BIN, ['--join', '-', '--codec', codec, '--name', name, '--status-interval-ms', '500', '--mode', '640x480@20'], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: 'info,webrtc=warn,rtc=warn' },
-  });
-  child.stdin.end(`${link}\n`);
-  const d = { child, codec, status: null, statuses: 0, stdout: [], stderr: [], exit: null };
-  let buf = '';
-  child.stdout.on('data', (chunk) => {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      d.stdout.push(line);
-      try {
-        const j = JSON.parse(line);
-        if (j.event === 'status') { d.status = j; d.statuses++; }
-      } catch { /* not a status line */ }
-    }
-  });
-  let ebuf = '';
-  child.stderr.on('data', (chunk) => { ebuf += chunk; const lines = ebuf.split('\n'); ebuf = lines.pop(); d.stderr.push(...lines); });
-  d.exited = new Promise((resolve) => child.on('exit', (code, signal) => { d.exit = { code, signal }; resolve(d.exit); }));
-  d.waitFor = async (pred, ms, what) => {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      if (d.exit) throw new Error(`cloakroomd exited ${JSON.stringify(d.exit)} while waiting for ${what}\n${d.stderr.slice(-30).join('\n')}`);
-      if (d.status && pred(d.status)) return d.status;
-      await sleep(200);
-    }
-    throw new Error(`cloakroomd: timed out after ${ms} ms waiting for ${what}; last status ${JSON.stringify(d.status)}\n${d.stderr.slice(-30).join('\n')}`);
-  };
-  d.participant = (display) => d.status?.participants.find((p) => p.display === display);
+  const d = startDaemonProcess({ link: `janus+ws://${host}/?room=${room}#e2ee=${keyB64}`, codec, name, bin: BIN });
+  const stop = d.stop;
   d.stop = async () => {
     daemons.delete(d);
-    if (!d.exit) child.kill('SIGTERM');
-    const r = await Promise.race([d.exited, sleep(10000).then(() => null)]);
-    if (!r) { child.kill('SIGKILL'); await d.exited; }
-    return d.exit;
+    return stop();
   };
   daemons.add(d);
   return d;
@@ -111,30 +71,6 @@ async function join_(opts) {
 async function leave(p) {
   open.delete(p);
   await p.close();
-}
-
-/** A browser with the key decodes the room's video (≥ 50 frames in 5 s, moving, 640×480) and audio. */
-async function assertBrowserDecodesRoom(B, codec) {
-  await B.waitFor((s) => s.video.framesDecoded > 0, 30000, 'first decoded frame of the room');
-  const s0 = await B.stats();
-  const t0 = Date.now();
-  await sleep(5000);
-  const s1 = await B.stats();
-  const seconds = (Date.now() - t0) / 1000;
-  const decoded = s1.video.framesDecoded - s0.video.framesDecoded;
-  const decrypted = s1.worker.decrypted.video - s0.worker.decrypted.video;
-  const detail = JSON.stringify({ seconds, decoded, decrypted, video: s1.video, worker: s1.worker, audio: s1.audio });
-  assert.ok(decoded >= 50, `browser decoded ${decoded} frames of the room in ${seconds}s (want ≥ 50): ${detail}`);
-  assert.ok(decrypted >= 50, `browser's transform decrypted ${decrypted} video frames: ${detail}`);
-  assert.equal(s1.worker.decryptFailures.video, 0, `video decrypt failures: ${detail}`);
-  assert.equal(s1.video.codec, codec === 'h264' ? 'video/H264' : 'video/VP8', detail);
-  assert.deepEqual([s1.video.width, s1.video.height], [640, 480], detail);
-  const m = await B.motion(5, 300);
-  assert.ok(Math.max(...m.diffs) > MOTION_MIN, `no motion in the room's picture: ${JSON.stringify(m)}`);
-  assert.ok(s1.worker.decrypted.audio > 0, `decrypted audio frames: ${detail}`);
-  assert.equal(s1.worker.decryptFailures.audio, 0, `audio decrypt failures: ${detail}`);
-  assert.ok(s1.audio.totalAudioEnergy > 0, `audio energy: ${detail}`);
-  return { decoded, seconds, motion: m.diffs, audioFrames: s1.worker.decrypted.audio, energy: s1.audio.totalAudioEnergy };
 }
 
 /** The room decodes a browser participant's encrypted video and audio, with no decrypt failures. */

@@ -152,3 +152,44 @@ export async function browserCapabilities(browser, pageUrl) {
     await context.close();
   }
 }
+
+/**
+ * The room's participants as Janus lists them (VideoRoom `listparticipants`:
+ * id, display, publisher, talking), asked over Janus's WebSocket API from a
+ * blank page (Node 20 has no WebSocket client).
+ * @returns {Promise<Array<{id: number, display?: string, publisher: boolean}>>}
+ */
+export async function janusParticipants(browser, wsUrl, room, timeoutMs = 10000) {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    return await page.evaluate(([url, roomId, ms]) => new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, 'janus-protocol');
+      const timer = setTimeout(() => { ws.close(); reject(new Error(`listparticipants: no answer in ${ms} ms`)); }, ms);
+      let session = null;
+      const send = (msg) => ws.send(JSON.stringify({ ...msg, transaction: msg.janus + Math.random().toString(36).slice(2) }));
+      ws.onerror = () => { clearTimeout(timer); reject(new Error(`websocket to ${url} failed`)); };
+      ws.onopen = () => send({ janus: 'create' });
+      ws.onmessage = (e) => {
+        const m = JSON.parse(e.data);
+        if (m.janus === 'error') { clearTimeout(timer); ws.close(); reject(new Error(`janus error ${m.error?.code}: ${m.error?.reason}`)); return; }
+        if (m.janus !== 'success') return;
+        if (!session) {
+          session = m.data.id;
+          send({ janus: 'attach', plugin: 'janus.plugin.videoroom', session_id: session });
+        } else if (m.plugindata) {
+          clearTimeout(timer);
+          send({ janus: 'destroy', session_id: session });
+          ws.close();
+          const d = m.plugindata.data;
+          if (d.error) reject(new Error(`videoroom error ${d.error_code}: ${d.error}`));
+          else resolve(d.participants);
+        } else if (m.data?.id) {
+          send({ janus: 'message', session_id: session, handle_id: m.data.id, body: { request: 'listparticipants', room: roomId } });
+        }
+      };
+    }), [wsUrl, room, timeoutMs]);
+  } finally {
+    await context.close();
+  }
+}

@@ -22,11 +22,21 @@ const NS_PREFIX = 'cloakroom-e2e-';
  * @param {number} [opts.port=8188] websocket port (inside the namespace)
  * @param {number} [opts.maxSeconds=600] hard bound on Janus's lifetime
  * @param {number} [opts.startTimeoutMs=20000]
+ * @param {boolean} [opts.requireE2ee=false] the room's `require_e2ee`: Janus refuses a publisher
+ *   whose offer is not flagged end-to-end encrypted (433 "Room requires end-to-end encrypted media")
+ * @param {boolean} [opts.isolatedNetwork=false] also make `isolated`: a network namespace whose
+ *   only link is a second veth pair to Janus's namespace (a /30, no default route, no other
+ *   route), for a device on a network without a default route. Janus gathers ICE candidates on
+ *   that link too (it sends media only out of the interfaces it gathers on) and its WebSocket
+ *   listens on every address, so `isolated.wsUrl` reaches it from there.
  * @returns {Promise<{wsUrl: string, room: number, hostIp: string, janusIp: string,
- *   logPath: string, dir: string, log(): string, stop(): Promise<void>}>}
+ *   logPath: string, dir: string, log(): string, stop(): Promise<void>,
+ *   isolated: null | {namespace: string, ip: string, janusIp: string, wsUrl: string,
+ *     routes(): string, hasRouteTo(addr: string): boolean}}>}
  */
 export async function startJanus(opts = {}) {
-  const { room = 1234, videocodec = 'vp8,h264', port = 8188, maxSeconds = 600, startTimeoutMs = 20000, debugLevel = 4 } = opts;
+  const { room = 1234, videocodec = 'vp8,h264', port = 8188, maxSeconds = 600, startTimeoutMs = 20000, debugLevel = 4, requireE2ee = false,
+    isolatedNetwork = false } = opts;
   if (process.getuid && process.getuid() !== 0) throw new Error('startJanus needs root (ip netns)');
   if (!existsSync(JANUS)) throw new Error(`${JANUS} missing: apt-get install janus`);
   sweepStaleNamespaces();
@@ -38,12 +48,14 @@ export async function startJanus(opts = {}) {
   const tag = (process.pid % 100000).toString(36) + Math.floor(Math.random() * 1296).toString(36);
   const vethHost = `crh${tag}`;
   const vethNs = `crn${tag}`;
+  // The isolated network's link: `cri…` in its own namespace, `crj…` in Janus's.
+  const iso = isolatedNetwork ? { ns: `${ns}-iso`, veth: `cri${tag}`, vethJanus: `crj${tag}` } : null;
 
   const dir = mkdtempSync(join(tmpdir(), `cloakroom-janus-${process.pid}-`));
   const logPath = join(dir, 'janus.log');
-  writeConfig(dir, { room, videocodec, port, janusIp, vethNs });
+  writeConfig(dir, { room, videocodec, port, janusIp, iceInterfaces: iso ? [vethNs, iso.vethJanus] : [vethNs], wsAnyAddress: !!iso, requireE2ee });
 
-  const state = { ns, vethHost, dir, proc: null, stopped: false };
+  const state = { ns, vethHost, dir, proc: null, stopped: false, extraNs: iso ? [iso.ns] : [] };
   cleanups.add(state);
   try {
     ip('netns', 'add', ns);
@@ -56,6 +68,19 @@ export async function startJanus(opts = {}) {
     ip('netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
     // Janus picks its local IP once at start: wait for the link to have carrier.
     await waitFor(() => /LOWER_UP/.test(ipOut('-n', ns, '-o', 'link', 'show', vethNs)), 5000, `${vethNs} carrier`);
+    if (iso) {
+      // A /30 free here and in Janus's namespace; Janus's end is the first address.
+      const sub = pickSubnet(ipOut('-n', ns, '-4', '-o', 'addr'));
+      Object.assign(iso, { janusIp: sub.hostIp, ip: sub.janusIp });
+      ip('netns', 'add', iso.ns);
+      ip('-n', ns, 'link', 'add', iso.vethJanus, 'type', 'veth', 'peer', 'name', iso.veth, 'netns', iso.ns);
+      ip('-n', ns, 'addr', 'add', `${iso.janusIp}/30`, 'dev', iso.vethJanus);
+      ip('-n', ns, 'link', 'set', iso.vethJanus, 'up');
+      ip('-n', iso.ns, 'addr', 'add', `${iso.ip}/30`, 'dev', iso.veth);
+      ip('-n', iso.ns, 'link', 'set', iso.veth, 'up');
+      ip('-n', iso.ns, 'link', 'set', 'lo', 'up');
+      await waitFor(() => /LOWER_UP/.test(ipOut('-n', ns, '-o', 'link', 'show', iso.vethJanus)), 5000, `${iso.vethJanus} carrier`);
+    }
 
     // `timeout` bounds Janus's life even if this process dies without cleaning up.
     const args = ['netns', 'exec', ns, 'timeout', '--kill-after=5', String(maxSeconds), JANUS,
@@ -90,6 +115,22 @@ export async function startJanus(opts = {}) {
     dir,
     logPath,
     log: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : ''),
+    isolated: iso && {
+      namespace: iso.ns,
+      ip: iso.ip,
+      janusIp: iso.janusIp,
+      wsUrl: `ws://${iso.janusIp}:${port}/`,
+      routes: () => ipOut('-n', iso.ns, '-4', 'route', 'show', 'table', 'all') + ipOut('-n', iso.ns, '-6', 'route', 'show', 'table', 'all'),
+      /** Whether the namespace has a route to `addr` (`ip route get`). */
+      hasRouteTo: (addr) => {
+        try {
+          execFileSync('ip', ['-n', iso.ns, 'route', 'get', addr], { stdio: 'ignore' });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    },
     stop: async ({ keepDir = false } = {}) => {
       await stopState(state);
       if (!keepDir) rmSync(dir, { recursive: true, force: true });
@@ -99,7 +140,7 @@ export async function startJanus(opts = {}) {
 
 // ---------------------------------------------------------------- config
 
-function writeConfig(dir, { room, videocodec, port, janusIp, vethNs }) {
+function writeConfig(dir, { room, videocodec, port, janusIp, iceInterfaces, wsAnyAddress, requireE2ee }) {
   const conf = join(dir, 'conf');
   const plugins = join(dir, 'plugins');
   const transports = join(dir, 'transports');
@@ -129,7 +170,7 @@ media: {
   rtp_port_range = "20000-20999"
 }
 nat: {
-  ice_enforce_list = "${vethNs}"
+  ice_enforce_list = "${iceInterfaces.join(',')}"
   ignore_mdns = true
   full_trickle = false
   ice_tcp = false
@@ -147,8 +188,8 @@ events: {
 general: {
   json = "compact"
   ws = true
-  ws_port = ${port}
-  ws_ip = "${janusIp}"
+  ws_port = ${port}${wsAnyAddress ? '' : `
+  ws_ip = "${janusIp}"`}
   wss = false
 }
 admin: {
@@ -167,6 +208,7 @@ room-${room}: {
   audiocodec = "opus"
   videocodec = "${videocodec}"
   notify_joining = true
+  require_e2ee = ${requireE2ee ? 'true' : 'false'}
 }
 `);
 }
@@ -189,6 +231,7 @@ async function stopState(state) {
       await Promise.race([done, sleep(2000)]);
     }
   }
+  for (const x of state.extraNs ?? []) teardownNamespace(x, null);
   teardownNamespace(state.ns, state.vethHost);
 }
 
@@ -220,7 +263,7 @@ export function sweepStaleNamespaces() {
     if (!name.startsWith(NS_PREFIX)) continue;
     const pid = Number(name.slice(NS_PREFIX.length).split('-')[0]);
     if (pid && pid !== process.pid && isAlive(pid)) continue;
-    if (pid === process.pid && [...cleanups].some((s) => s.ns === name)) continue;
+    if (pid === process.pid && [...cleanups].some((s) => s.ns === name || s.extraNs?.includes(name))) continue;
     teardownNamespace(name, null);
   }
 }
@@ -232,6 +275,7 @@ function isAlive(pid) {
 function syncCleanupAll() {
   for (const s of cleanups) {
     if (s.proc) killGroup(s.proc.pid, 'SIGKILL');
+    for (const x of s.extraNs ?? []) teardownNamespace(x, null);
     teardownNamespace(s.ns, s.vethHost);
     if (s.dir) rmSync(s.dir, { recursive: true, force: true });
   }
@@ -242,9 +286,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.once(sig, () => { syncCleanupAll(); process.exit(1); });
 }
 
-/** A free /30 in 10.231.0.0/16, starting from 10.231.7.0/30. */
-function pickSubnet() {
-  const used = execFileSync('ip', ['-4', '-o', 'addr'], { encoding: 'utf8' });
+/** A free /30 in 10.231.0.0/16, starting from 10.231.7.0/30 (`alsoUsed`: `ip -o addr` of another namespace). */
+function pickSubnet(alsoUsed = '') {
+  const used = execFileSync('ip', ['-4', '-o', 'addr'], { encoding: 'utf8' }) + alsoUsed;
   for (let k = 0; k < 16384; k++) {
     const n = (7 * 64 + k) % 16384; // 10.231.7.0/30 first
     const base = n * 4;
