@@ -7,19 +7,17 @@
 //! lost meeting goes to `error`, which retries with exponential back-off
 //! (1 s doubling to 60 s) while the room still wants the meeting.
 //!
-//! The verification string lets people compare the meeting key out loud
-//! without showing it: see [`verification_string`].
+//! The supervisor is the one place that retries: connectors and the meeting
+//! report a failure as retryable ([`Input::JoinFailed`],
+//! [`Input::Disconnected`]) or not ([`Input::GaveUp`]) and never sleep on
+//! their own. It never sees the meeting key: the meeting reports the key's
+//! check digits ([`Input::Encryption`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use cloakroom_frame::KeyMaterial;
-use cloakroom_frame::jitsi::{JitsiKey, MediaKind};
 use cloakroom_meeting::MeetingLink;
-use hkdf::Hkdf;
 use serde::Serialize;
-use sha2::Sha256;
-use zeroize::Zeroizing;
 
 /// How long a join may take before it counts as failed.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +27,11 @@ pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A meeting that lasted this long was a good one: the next failure starts
+/// the back-off from the beginning. (Joining alone is not enough: a server
+/// that accepts the join and then refuses the media would otherwise be
+/// asked again every second.)
+pub const GOOD_MEETING: Duration = Duration::from_secs(60);
 
 /// Events for the supervisor, from the web page, the mute button, the
 /// connector and the media pipelines.
@@ -49,6 +52,11 @@ pub enum Input {
     JoinFailed(String),
     /// The meeting was lost (server gone, ICE failed).
     Disconnected(String),
+    /// Joining failed in a way retrying cannot fix (the room does not
+    /// exist): shown as an error, not retried.
+    GaveUp(String),
+    /// Whether the meeting's media is sealed, with the key's check digits.
+    Encryption { verification: Option<String> },
     /// The connector has left.
     Left,
     /// Someone joined the meeting.
@@ -109,7 +117,7 @@ pub struct MediaStats {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Encryption {
     pub encrypted: bool,
-    /// Digit groups derived from the key (see [`verification_string`]).
+    /// Digit groups derived from the key, as the meeting reported them.
     pub verification: Option<String>,
 }
 
@@ -135,10 +143,19 @@ pub struct Status {
 #[derive(Debug)]
 enum State {
     Idle,
-    Joining { deadline: Instant },
-    InMeeting,
-    Leaving { deadline: Instant },
-    Error { retry_at: Instant },
+    Joining {
+        deadline: Instant,
+    },
+    InMeeting {
+        since: Instant,
+    },
+    Leaving {
+        deadline: Instant,
+    },
+    /// `retry_at: None`: not retried (the admin may join again).
+    Error {
+        retry_at: Option<Instant>,
+    },
 }
 
 /// The room's state machine.
@@ -191,8 +208,7 @@ impl Supervisor {
             Input::ToggleMute => self.set_mute(!self.muted),
             Input::Joined => {
                 if matches!(self.state, State::Joining { .. }) {
-                    self.state = State::InMeeting;
-                    self.attempts = 0;
+                    self.state = State::InMeeting { since: now };
                     self.error = None;
                 }
             }
@@ -202,8 +218,21 @@ impl Supervisor {
                 }
             }
             Input::Disconnected(reason) => {
-                if matches!(self.state, State::InMeeting | State::Joining { .. }) {
+                if matches!(self.state, State::InMeeting { .. } | State::Joining { .. }) {
                     self.fail(now, reason);
+                }
+            }
+            Input::GaveUp(reason) => {
+                if matches!(self.state, State::InMeeting { .. } | State::Joining { .. }) {
+                    self.attempts = self.attempts.saturating_add(1);
+                    self.error = Some(reason);
+                    self.participants.clear();
+                    self.state = State::Error { retry_at: None };
+                }
+            }
+            Input::Encryption { verification } => {
+                if matches!(self.state, State::InMeeting { .. } | State::Joining { .. }) {
+                    self.verification = verification;
                 }
             }
             Input::Left => {
@@ -212,7 +241,7 @@ impl Supervisor {
                 }
             }
             Input::ParticipantJoined { id, display } => {
-                if matches!(self.state, State::InMeeting | State::Joining { .. }) {
+                if matches!(self.state, State::InMeeting { .. } | State::Joining { .. }) {
                     self.participants.retain(|p| p.id != id);
                     self.participants.push(Participant { id, display });
                 }
@@ -232,7 +261,7 @@ impl Supervisor {
                 self.fail(now, format!("no answer within {} s", JOIN_TIMEOUT.as_secs()));
             }
             State::Leaving { deadline } if now >= deadline => self.become_idle(),
-            State::Error { retry_at } if now >= retry_at => {
+            State::Error { retry_at: Some(retry_at) } if now >= retry_at => {
                 if let Some(link) = self.link.clone() {
                     self.start_join(now, link);
                 } else {
@@ -253,17 +282,17 @@ impl Supervisor {
         let state = match self.state {
             State::Idle => RoomState::Idle,
             State::Joining { .. } => RoomState::Joining,
-            State::InMeeting => RoomState::InMeeting,
+            State::InMeeting { .. } => RoomState::InMeeting,
             State::Leaving { .. } => RoomState::Leaving,
             State::Error { .. } => RoomState::Error,
         };
         let retry_in_ms = match (&self.state, self.now) {
-            (State::Error { retry_at }, Some(now)) => {
+            (State::Error { retry_at: Some(retry_at) }, Some(now)) => {
                 Some(u64::try_from(retry_at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX))
             }
             _ => None,
         };
-        let in_meeting = matches!(self.state, State::InMeeting);
+        let in_meeting = matches!(self.state, State::InMeeting { .. });
         Status {
             state,
             meeting: self.link.as_ref().map(ToString::to_string),
@@ -289,14 +318,14 @@ impl Supervisor {
                 self.start_join(now, link);
             }
             // Switching meetings: leave first, the caller joins again once idle.
-            State::Joining { .. } | State::InMeeting | State::Leaving { .. } => {
+            State::Joining { .. } | State::InMeeting { .. } | State::Leaving { .. } => {
                 self.error = Some("already in a meeting: leave first".to_owned());
             }
         }
     }
 
     fn start_join(&mut self, now: Instant, link: MeetingLink) {
-        self.verification = link.key().map(verification_string);
+        self.verification = None;
         self.link = Some(link.clone());
         let deadline = now + JOIN_TIMEOUT;
         self.state = State::Joining { deadline };
@@ -307,7 +336,7 @@ impl Supervisor {
 
     fn leave(&mut self, now: Instant) {
         match self.state {
-            State::Joining { .. } | State::InMeeting => {
+            State::Joining { .. } | State::InMeeting { .. } => {
                 let deadline = now + LEAVE_TIMEOUT;
                 self.state = State::Leaving { deadline };
                 self.outputs.push_back(Output::Leave);
@@ -326,11 +355,16 @@ impl Supervisor {
     }
 
     fn fail(&mut self, now: Instant, reason: String) {
+        if let State::InMeeting { since } = self.state {
+            if now.saturating_duration_since(since) >= GOOD_MEETING {
+                self.attempts = 0;
+            }
+        }
         self.attempts = self.attempts.saturating_add(1);
         let retry_at = now + backoff(self.attempts);
         self.error = Some(reason);
         self.participants.clear();
-        self.state = State::Error { retry_at };
+        self.state = State::Error { retry_at: Some(retry_at) };
         self.outputs.push_back(Output::Timeout(retry_at));
     }
 
@@ -347,32 +381,6 @@ impl Supervisor {
 pub fn backoff(attempts: u32) -> Duration {
     let exp = attempts.saturating_sub(1).min(6);
     (FIRST_BACKOFF * (1u32 << exp)).min(MAX_BACKOFF)
-}
-
-/// Label of the verification derivation.
-const VERIFICATION_LABEL: &[u8] = b"cloakroom/verification/v1";
-
-/// Five groups of three digits derived from the meeting key, to read out
-/// loud and compare with other participants.
-///
-/// Derivation: the `jitsi` frame key (HKDF-SHA-256 of the material, as the
-/// frames use) seals 32 zero bytes as an Opus frame under a fixed IV; the
-/// sealed frame is the input of HKDF-SHA-256 (salt = the label above), whose
-/// first 8 bytes, big-endian, modulo 10^15 give the digits. Going through
-/// the frame key checks the key the frames are actually encrypted with; the
-/// output is one-way, so the string reveals nothing usable about the key
-/// (about 50 bits of a one-way function, for comparison only).
-pub fn verification_string(key: &KeyMaterial) -> String {
-    const IV: [u8; 12] = *b"cloakroom-vs";
-    let frame_key = JitsiKey::new(0, key.clone());
-    // A 32-byte Opus payload is within every limit `seal` checks.
-    let sealed = Zeroizing::new(frame_key.seal(MediaKind::Opus, &IV, &[0u8; 32]).unwrap_or_default());
-    let mut out = Zeroizing::new([0u8; 8]);
-    // 8 bytes is a valid HKDF-SHA-256 output length; the result is ignored safely.
-    let _ = Hkdf::<Sha256>::new(Some(VERIFICATION_LABEL), &sealed).expand(b"digits", &mut *out);
-    let n = u64::from_be_bytes(*out) % 1_000_000_000_000_000;
-    let digits = format!("{n:015}");
-    digits.as_bytes().chunks(3).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -403,6 +411,7 @@ mod tests {
         assert!(!s.status().encryption.encrypted, "not encrypted before the meeting is up");
 
         s.handle_input(t0 + Duration::from_secs(2), Input::Joined);
+        s.handle_input(t0, Input::Encryption { verification: Some("000 111 222 333 444".into()) });
         s.handle_input(t0, Input::ParticipantJoined { id: "7".into(), display: "Ana".into() });
         let st = s.status();
         assert_eq!(st.state, RoomState::InMeeting);
@@ -475,10 +484,16 @@ mod tests {
         assert_eq!(s.status().retry_in_ms, Some(1000));
         s.handle_timeout(t0 + JOIN_TIMEOUT + Duration::from_secs(1));
         s.handle_input(t0 + Duration::from_secs(40), Input::Joined);
-        assert_eq!(s.status().attempts, 0);
+        assert_eq!(s.status().attempts, 1, "joining alone does not reset the back-off");
         s.handle_input(t0 + Duration::from_secs(50), Input::Disconnected("ICE failed".into()));
         assert_eq!(s.status().state, RoomState::Error);
         assert_eq!(s.status().error.as_deref(), Some("ICE failed"));
+        assert_eq!((s.status().attempts, s.status().retry_in_ms), (2, Some(2000)), "lost within a minute: longer wait");
+        // A good minute in the meeting: the next failure starts over at 1 s.
+        s.handle_timeout(t0 + Duration::from_secs(52));
+        s.handle_input(t0 + Duration::from_secs(53), Input::Joined);
+        s.handle_input(t0 + Duration::from_secs(53) + GOOD_MEETING, Input::Disconnected("server gone".into()));
+        assert_eq!((s.status().attempts, s.status().retry_in_ms), (1, Some(1000)));
     }
 
     #[test]
@@ -510,12 +525,35 @@ mod tests {
     }
 
     #[test]
-    fn verification_string_is_stable_per_key_and_hides_it() {
-        let a = verification_string(link().key().expect("key"));
-        assert_eq!(a, verification_string(link().key().expect("key")));
-        assert_eq!(a.len(), 19);
-        assert!(a.split(' ').all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit())), "{a}");
-        let other = MeetingLink::parse("janus+wss://sfu.example/janus?room=1234#passphrase=hello").expect("valid");
-        assert_ne!(verification_string(other.key().expect("key")), a);
+    fn a_failure_retrying_cannot_fix_is_shown_and_not_retried() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        drain(&mut s);
+        s.handle_input(t0, Input::GaveUp("no such room: 1234".into()));
+        assert!(drain(&mut s).is_empty(), "no retry timer");
+        let st = s.status();
+        assert_eq!(
+            (st.state, st.retry_in_ms, st.error.as_deref()),
+            (RoomState::Error, None, Some("no such room: 1234"))
+        );
+        s.handle_timeout(t0 + MAX_BACKOFF * 2);
+        assert!(drain(&mut s).is_empty());
+        // The admin can join again (or leave) from there.
+        s.handle_input(t0 + MAX_BACKOFF * 2, Input::Join(link()));
+        assert!(matches!(drain(&mut s)[0], Output::StartJoin(_)));
+    }
+
+    #[test]
+    fn check_digits_come_from_the_meeting_never_from_the_link() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        s.handle_input(t0, Input::Joined);
+        assert_eq!(s.status().encryption, Encryption { encrypted: false, verification: None });
+        s.handle_input(t0, Input::Encryption { verification: Some("123 456 789 012 345".into()) });
+        let st = s.status();
+        assert!(st.encryption.encrypted);
+        assert_eq!(st.encryption.verification.as_deref(), Some("123 456 789 012 345"));
     }
 }

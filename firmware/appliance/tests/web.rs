@@ -307,8 +307,8 @@ async fn join_by_scan_and_bad_links() {
     let status = admin.call(Method::GET, "/api/status", None).await;
     assert_eq!(status.json()["state"], "joining");
     assert!(!status.body.contains("AAECAwQF"), "the key never leaves: {}", status.body);
-    let v = status.json()["encryption"]["verification"].as_str().expect("verification string").to_owned();
-    assert_eq!(v.len(), 19, "{v}");
+    // The check digits come from the running meeting (none runs here), never from the link.
+    assert!(status.json()["encryption"]["verification"].is_null(), "{}", status.body);
     let logs = admin.call(Method::GET, "/api/logs", None).await;
     assert!(
         logs.body.contains("join asked for through the API: janus+wss://sfu.example:8989/janus?room=1234#[redacted]"),

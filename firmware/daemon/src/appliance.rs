@@ -1,49 +1,39 @@
 //! `cloakroomd --config FILE`: the appliance.
 //!
 //! Everything is fed to the room's supervisor (`cloakroom-appliance`'s pure
-//! state machine behind [`SupervisedRoom`]); its outputs are carried out
-//! here: start a meeting ([`crate::meeting::run`]), leave it, mute, arm
-//! timers. Around it: the local HTTPS page and API, the room screen (room
+//! state machine behind [`SupervisedRoom`]); its outputs are carried out by
+//! [`RoomRunner`]. Around it: the local HTTPS page and API, the room screen (room
 //! name, pairing code, certificate fingerprint and the join-by-scan QR
 //! code while idle), the board's mute button, and systemd's READY and
 //! WATCHDOG notifications.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cloakroom_appliance::config::{Codec as ConfigCodec, ConfigStore, Settings};
 use cloakroom_appliance::pairing::{OsRandom, Pairing};
-use cloakroom_appliance::supervisor::{Input, MediaStats, Output, RoomState};
+use cloakroom_appliance::supervisor::{Input, RoomState};
 use cloakroom_appliance::web::{LogBuffer, Room as _, SupervisedRoom, WebContext, WebServer};
 use cloakroom_board::BoardProfile;
-use cloakroom_connectors::janus::SessionState;
+use cloakroom_engine::meeting::MeetingSettings;
+use cloakroom_media::Codec;
 use cloakroom_media::devices::DeviceReport;
 use cloakroom_media::ladder::VideoMode;
 use cloakroom_media::layout::Canvas;
 use cloakroom_media::receive::{AudioOutput, ReceiveSettings};
 use cloakroom_media::screen::{DisplayOutput, IdleScreen, IdleScreenSettings};
-use cloakroom_meeting::MeetingLink;
-use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
-use crate::meeting::{self, Control, MeetingEvent, MeetingSettings, Stats};
 use crate::notify;
-use crate::rtc::VideoCodec;
+use crate::room::RoomRunner;
 
 /// How often the room screen looks for a new scan token or pairing code.
 const SCREEN_REFRESH: Duration = Duration::from_secs(2);
 /// How long a leave may take at shutdown.
 const SHUTDOWN_LEAVE: Duration = Duration::from_secs(6);
-
-/// A meeting in progress.
-struct Running {
-    control: mpsc::Sender<Control>,
-    task: tokio::task::JoinHandle<()>,
-}
 
 pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, started: Instant) -> Result<()> {
     let store = ConfigStore::load(config_path).with_context(|| format!("config file {}", config_path.display()))?;
@@ -71,11 +61,11 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     .context("start the web page")?;
     let origin = page_origin(web.https_addr);
     tracing::info!(url = %format!("{origin}/"), fingerprint = %web.fingerprint, "web page ready");
-    crate::status::emit(format_args!("url {origin}/"));
-    crate::status::emit(format_args!("fingerprint {}", web.fingerprint));
+    cloakroom_engine::status::emit(format_args!("url {origin}/"));
+    cloakroom_engine::status::emit(format_args!("fingerprint {}", web.fingerprint));
 
     let mut screen = RoomScreen::new(board, origin.clone(), web.fingerprint.clone(), print_pairing);
-    screen.refresh(&pairing, &settings.room_name);
+    screen.refresh(&pairing, &settings.room_name, None);
 
     if let Some(line) = board.and_then(|b| b.mute_button) {
         spawn_button(line, room.clone());
@@ -86,10 +76,7 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     notify::notify("READY=1\nSTATUS=idle");
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
 
-    let muted = Arc::new(AtomicBool::new(false));
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
-    let mut running: Option<(u64, Running)> = None;
-    let mut generation = 0u64;
+    let (mut runner, mut ended) = RoomRunner::new(room.clone(), started);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let watchdog_every = notify::watchdog_interval();
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
@@ -99,39 +86,16 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
         tokio::select! {
             _ = tokio::signal::ctrl_c() => { tracing::info!("Ctrl-C: stopping"); break; }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
-            Some(output) = outputs.recv() => match output {
-                Output::StartJoin(link) => {
-                    generation += 1;
-                    let previous = running.take().map(|(_, r)| r);
+            Some(output) = outputs.recv() => {
+                if matches!(output, cloakroom_appliance::supervisor::Output::StartJoin(_)) {
                     screen.hide();
+                }
+                runner.handle(output, || {
                     let current = lock(&config).settings().clone();
-                    let params = meeting_settings(&current, &devices, board);
-                    running = Some((generation, start_meeting(
-                        generation, params, link, previous, room.clone(), Arc::clone(&muted), done_tx.clone(), started,
-                    )));
-                }
-                Output::Leave => match &running {
-                    Some((_, r)) => { let _ = r.control.try_send(Control::Leave); }
-                    None => room.handle_input(Input::Left),
-                },
-                Output::SetMute(m) => {
-                    muted.store(m, Ordering::Relaxed);
-                    tracing::info!(muted = m, "microphone");
-                }
-                Output::Timeout(at) => {
-                    let room = room.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                        room.handle_timeout();
-                    });
-                }
-                other => tracing::debug!(?other, "supervisor output"),
-            },
-            Some(done) = done_rx.recv() => {
-                if running.as_ref().is_some_and(|(g, _)| *g == done) {
-                    running = None;
-                }
+                    meeting_settings(&current, &devices, board)
+                });
             }
+            Some(generation) = ended.recv() => runner.finished(generation),
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::notify("WATCHDOG=1"),
             _ = screen_tick.tick() => {
                 let status = room.status();
@@ -139,9 +103,11 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
                     last_state = status.state;
                     notify::notify(&format!("STATUS={}", state_name(status.state)));
                 }
-                if running.is_none() && matches!(status.state, RoomState::Idle | RoomState::Error) {
+                if !runner.is_running() && matches!(status.state, RoomState::Idle | RoomState::Error) {
                     let name = lock(&config).settings().room_name.clone();
-                    screen.refresh(&pairing, &name);
+                    // Between attempts the screen says why the room is not in its meeting.
+                    let problem = (status.state == RoomState::Error).then(|| screen_problem(&status)).flatten();
+                    screen.refresh(&pairing, &name, problem.as_deref());
                 }
             }
         }
@@ -149,118 +115,20 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
 
     notify::notify("STOPPING=1");
     screen.hide();
-    if let Some((_, r)) = running.take() {
-        let _ = r.control.try_send(Control::Leave);
-        if tokio::time::timeout(SHUTDOWN_LEAVE, r.task).await.is_err() {
-            tracing::warn!("the meeting did not end in time");
-        }
-    }
+    runner.shutdown(SHUTDOWN_LEAVE).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Starts a meeting task that reports to the room; it waits for the
-/// previous meeting (if any) to have left first.
-#[allow(clippy::too_many_arguments)] // one call site, the event loop above
-fn start_meeting(
-    generation: u64,
-    params: Result<MeetingSettings>,
-    link: MeetingLink,
-    previous: Option<Running>,
-    room: Arc<SupervisedRoom>,
-    muted: Arc<AtomicBool>,
-    done: mpsc::UnboundedSender<u64>,
-    started: Instant,
-) -> Running {
-    let (control_tx, control_rx) = mpsc::channel(4);
-    let task = tokio::spawn(async move {
-        if let Some(previous) = previous {
-            let _ = previous.control.try_send(Control::Leave);
-            let _ = previous.task.await;
-        }
-        let joined = Arc::new(AtomicBool::new(false));
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let forward = tokio::spawn(forward_events(events_rx, room.clone(), Arc::clone(&joined)));
-        let outcome = match params {
-            Ok(params) => meeting::run(params, link, started, muted, control_rx, events_tx).await,
-            Err(e) => Err(e),
-        };
-        let _ = forward.await;
-        let input = match outcome {
-            Ok(SessionState::Left) => Input::Left,
-            Ok(SessionState::Failed { error }) if joined.load(Ordering::Relaxed) => {
-                Input::Disconnected(error.to_string())
-            }
-            Ok(SessionState::Failed { error }) => Input::JoinFailed(error.to_string()),
-            Ok(other) => Input::Disconnected(format!("the session stopped in state {other:?}")),
-            Err(e) => Input::JoinFailed(format!("{e:#}")),
-        };
-        match &input {
-            Input::Left => tracing::info!("left the meeting"),
-            Input::JoinFailed(why) => tracing::warn!(%why, "could not join"),
-            Input::Disconnected(why) => tracing::warn!(%why, "meeting lost"),
-            _ => {}
-        }
-        room.handle_input(input);
-        let _ = done.send(generation);
-    });
-    Running { control: control_tx, task }
-}
-
-/// Turns the meeting's events into supervisor inputs (rates from counters).
-async fn forward_events(
-    mut events: mpsc::UnboundedReceiver<MeetingEvent>,
-    room: Arc<SupervisedRoom>,
-    joined: Arc<AtomicBool>,
-) {
-    let mut last: Option<(Instant, Stats)> = None;
-    while let Some(event) = events.recv().await {
-        match event {
-            MeetingEvent::Joined => {
-                joined.store(true, Ordering::Relaxed);
-                room.handle_input(Input::Joined);
-            }
-            MeetingEvent::Retrying(why) => tracing::info!(%why, "the meeting server is unreachable"),
-            MeetingEvent::ParticipantJoined { feed, display } => {
-                room.handle_input(Input::ParticipantJoined { id: feed.to_string(), display });
-            }
-            MeetingEvent::ParticipantLeft { feed } => {
-                room.handle_input(Input::ParticipantLeft { id: feed.to_string() })
-            }
-            MeetingEvent::Stats(now_stats) => {
-                let now = Instant::now();
-                room.handle_input(Input::Media(media_stats(last.as_ref(), now, &now_stats)));
-                last = Some((now, now_stats));
-            }
-        }
-    }
-}
-
-/// The page's numbers: bitrates over the last interval, loss so far.
-fn media_stats(last: Option<&(Instant, Stats)>, now: Instant, s: &Stats) -> MediaStats {
-    let kbps = |then: u64, now_bytes: u64, ms: u128| -> u32 {
-        if ms == 0 {
-            return 0;
-        }
-        u32::try_from(u128::from(now_bytes.saturating_sub(then)) * 8 / ms).unwrap_or(u32::MAX)
-    };
-    let (send, receive) = match last {
-        Some((t, prev)) => {
-            let ms = now.saturating_duration_since(*t).as_millis();
-            (kbps(prev.bytes_sent, s.bytes_sent, ms), kbps(prev.bytes_received, s.bytes_received, ms))
-        }
-        None => (0, 0),
-    };
-    let expected = s.packets_received + s.packets_lost;
-    let loss = if expected == 0 { 0.0 } else { (s.packets_lost as f64 * 100.0 / expected as f64) as f32 };
-    MediaStats {
-        send_bitrate_kbps: send,
-        receive_bitrate_kbps: receive,
-        packet_loss_percent: loss,
-        frames_sent: s.video_frames_sent,
-        frames_received: s.frames_decoded,
-        decrypt_failures: s.decrypt_failures,
-    }
+/// The room screen's line for the error state: what failed and whether the
+/// room tries again.
+fn screen_problem(status: &cloakroom_appliance::supervisor::Status) -> Option<String> {
+    let error = status.error.as_deref()?;
+    let short: String = error.chars().take(70).collect();
+    Some(match status.retry_in_ms {
+        Some(ms) => format!("reconnecting in {} s: {short}", ms.div_ceil(1000)),
+        None => format!("not joined: {short}"),
+    })
 }
 
 /// The meeting's media settings from the config and the devices found.
@@ -299,8 +167,8 @@ fn meeting_settings(
         .context("video.resolution / video.framerate")?;
     Ok(MeetingSettings {
         codec: match settings.codec {
-            ConfigCodec::H264 => VideoCodec::H264,
-            _ => VideoCodec::Vp8,
+            ConfigCodec::H264 => Codec::H264,
+            _ => Codec::Vp8,
         },
         video,
         audio,
@@ -316,7 +184,6 @@ fn meeting_settings(
             encrypted: true,
         },
         status_line: None,
-        give_up_on_retry: true,
     })
 }
 
@@ -383,6 +250,7 @@ struct RoomScreen {
     origin: String,
     fingerprint: String,
     print: bool,
+    /// Pairing code, scan token and the text shown with them.
     shown: Option<(Zeroizing<String>, Zeroizing<String>, String)>,
     screen: Option<IdleScreen>,
     failed: bool,
@@ -393,8 +261,14 @@ impl RoomScreen {
         Self { board, origin, fingerprint, print, shown: None, screen: None, failed: false }
     }
 
-    /// Shows the current code and token (restarting the screen if they changed).
-    fn refresh(&mut self, pairing: &Mutex<Pairing>, room_name: &str) {
+    /// Shows the current code and token and, under them, `problem` (restarting
+    /// the screen if any of it changed).
+    fn refresh(&mut self, pairing: &Mutex<Pairing>, room_name: &str, problem: Option<&str>) {
+        let shown_text = match problem {
+            Some(p) => format!("{room_name}\n{p}"),
+            None => room_name.to_owned(),
+        };
+        let room_name = shown_text.as_str();
         let (code, token) = {
             let mut p = pairing.lock().unwrap_or_else(PoisonError::into_inner);
             let token = Zeroizing::new(p.join_token(Instant::now()).expose().to_owned());
@@ -408,10 +282,10 @@ impl RoomScreen {
         let code_changed = self.shown.as_ref().is_none_or(|(c, _, _)| *c != code);
         let token_changed = self.shown.as_ref().is_none_or(|(_, t, _)| *t != token);
         if self.print && code_changed {
-            crate::status::emit(format_args!("code {}", code.as_str()));
+            cloakroom_engine::status::emit(format_args!("code {}", code.as_str()));
         }
         if self.print && token_changed {
-            crate::status::emit(format_args!("join-path /join#t={}", token.as_str()));
+            cloakroom_engine::status::emit(format_args!("join-path /join#t={}", token.as_str()));
         }
         let short = self.fingerprint.split(':').take(8).collect::<Vec<_>>().join(":");
         let text = format!("{room_name}\npair: {}   cert: {short}…", code.as_str());
@@ -542,27 +416,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bitrates_come_from_the_byte_counters_over_the_interval() {
-        let t0 = Instant::now();
-        let first = Stats { bytes_sent: 1000, bytes_received: 500, ..Stats::default() };
-        assert_eq!(media_stats(None, t0, &first).send_bitrate_kbps, 0);
-        let later = Stats {
-            bytes_sent: 1000 + 125_000,
-            bytes_received: 500 + 250_000,
-            packets_received: 990,
-            packets_lost: 10,
-            video_frames_sent: 20,
-            frames_decoded: 18,
-            decrypt_failures: 3,
-        };
-        let m = media_stats(Some(&(t0, first)), t0 + Duration::from_secs(1), &later);
-        assert_eq!(m.send_bitrate_kbps, 1000);
-        assert_eq!(m.receive_bitrate_kbps, 2000);
-        assert!((m.packet_loss_percent - 1.0).abs() < 1e-6);
-        assert_eq!((m.frames_sent, m.frames_received, m.decrypt_failures), (20, 18, 3));
-    }
 
     #[test]
     fn led_shows_mute_only_in_a_meeting() {

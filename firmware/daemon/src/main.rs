@@ -12,11 +12,10 @@
 //! page or the API. With `--join` it joins one meeting from the command line
 //! and runs until Ctrl-C or SIGTERM ([`meeting`]).
 //!
-//! Wiring (DESIGN.md): camera/mic → `cloakroom-media` encoders → seal
-//! (`cloakroom-frame`, jitsi or h264 format) → WebRTC tracks ([`rtc`]) ⇄
-//! Janus; remote tracks → open per participant → receive pipeline. The Janus
-//! session logic is `cloakroom-connectors`' pure state machine, run by its
-//! websocket task.
+//! Both run the room's supervisor ([`room`]), which starts meetings with
+//! `cloakroom-engine` and alone decides on retries. The daemon itself is
+//! thin: arguments, the appliance's event loop, the room screen, board I/O,
+//! systemd notifications and logs (docs/ARCHITECTURE.md).
 //!
 //! Logs go to stderr (tracing). The key is never logged: the link is only
 //! ever shown through `MeetingLink`'s redacting `Display`.
@@ -24,30 +23,27 @@
 
 mod appliance;
 mod logs;
-mod meeting;
 mod notify;
-mod rtc;
-mod status;
+mod room;
 
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use cloakroom_connectors::janus::SessionState;
+use cloakroom_appliance::supervisor::{Input, RoomState};
+use cloakroom_appliance::web::{Room as _, SupervisedRoom};
+use cloakroom_engine::meeting::MeetingSettings;
+use cloakroom_media::Codec;
 use cloakroom_media::ladder::VideoMode;
 use cloakroom_media::layout::Canvas;
 use cloakroom_media::receive::{AudioOutput, ReceiveSettings};
 use cloakroom_media::screen::DisplayOutput;
 use cloakroom_meeting::MeetingLink;
-use tokio::sync::mpsc;
 
-use crate::meeting::{Control, MeetingSettings};
-use crate::rtc::VideoCodec;
+use crate::room::RoomRunner;
 
 #[derive(Parser, Debug)]
 #[command(name = "cloakroomd", version, about = "The cloakroom room daemon: end-to-end encrypted meetings")]
@@ -135,7 +131,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--join`: one meeting, until Ctrl-C or SIGTERM.
+/// `--join`: one meeting, until Ctrl-C or SIGTERM. The same supervisor as
+/// the appliance's retries a lost meeting with back-off; a failure retrying
+/// cannot fix (no such room) ends the daemon with the reason.
 async fn join_from_command_line(cli: &Cli, join: &str, started: Instant) -> Result<()> {
     let link_text = if join == "-" {
         let mut s = String::new();
@@ -146,11 +144,60 @@ async fn join_from_command_line(cli: &Cli, join: &str, started: Instant) -> Resu
     };
     let link = MeetingLink::parse(&link_text).context("the --join link")?;
     drop(link_text);
+    let settings = meeting_settings(cli)?;
+    let (room, mut outputs) = SupervisedRoom::new();
+    let (mut runner, mut ended) = RoomRunner::new(room.clone(), started);
+    room.handle_input(Input::Join(link));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut stopping = false;
+    let mut last_error = None;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c(), if !stopping => {
+                tracing::info!("Ctrl-C: leaving");
+                stopping = true;
+                room.handle_input(Input::Leave);
+            }
+            _ = sigterm.recv(), if !stopping => {
+                tracing::info!("SIGTERM: leaving");
+                stopping = true;
+                room.handle_input(Input::Leave);
+            }
+            Some(output) = outputs.recv() => runner.handle(output, || Ok(settings.clone())),
+            Some(generation) = ended.recv() => runner.finished(generation),
+        }
+        let status = room.status();
+        match status.state {
+            RoomState::Idle if !runner.is_running() => {
+                tracing::info!("left the meeting");
+                return Ok(());
+            }
+            RoomState::Error if status.retry_in_ms.is_none() => {
+                bail!("could not join: {}", status.error.unwrap_or_default());
+            }
+            RoomState::Error if status.error != last_error => {
+                // Between meetings there is no meeting to print a status line: say why.
+                let line = serde_json::json!({
+                    "event": "status",
+                    "state": format!("retrying: {}", status.error.as_deref().unwrap_or_default()),
+                    "attempts": status.attempts,
+                    "retry_in_ms": status.retry_in_ms,
+                });
+                cloakroom_engine::status::emit(line);
+                last_error = status.error;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The meeting settings from the command line.
+fn meeting_settings(cli: &Cli) -> Result<MeetingSettings> {
     let (cw, ch) = parse_size(&cli.canvas)?;
-    let settings = MeetingSettings {
+    Ok(MeetingSettings {
         codec: match cli.codec {
-            CodecArg::Vp8 => VideoCodec::Vp8,
-            CodecArg::H264 => VideoCodec::H264,
+            CodecArg::Vp8 => Codec::Vp8,
+            CodecArg::H264 => Codec::H264,
         },
         video: cli.video.clone(),
         audio: cli.audio.clone(),
@@ -174,27 +221,7 @@ async fn join_from_command_line(cli: &Cli, join: &str, started: Instant) -> Resu
             encrypted: true,
         },
         status_line: (cli.status_interval_ms > 0).then(|| Duration::from_millis(cli.status_interval_ms)),
-        give_up_on_retry: false,
-    };
-    let (control_tx, control_rx) = mpsc::channel(1);
-    let (events_tx, _events_rx) = mpsc::unbounded_channel();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: leaving"),
-            _ = sigterm.recv() => tracing::info!("SIGTERM: leaving"),
-        }
-        let _ = control_tx.send(Control::Leave).await;
-    });
-    let muted = Arc::new(AtomicBool::new(false));
-    match meeting::run(settings, link, started, muted, control_rx, events_tx).await? {
-        SessionState::Left => {
-            tracing::info!("left the meeting");
-            Ok(())
-        }
-        SessionState::Failed { error } => bail!("could not stay in the meeting: {error}"),
-        other => bail!("stopped in state {other:?}"),
-    }
+    })
 }
 
 fn parse_mode(s: &str) -> Result<VideoMode> {

@@ -230,18 +230,16 @@ impl JanusSession {
             }
             Input::PeerFailed { peer, reason } => match Target::of_peer(&peer) {
                 // Without our publisher there is no meeting: start over (the supervisor retries).
-                Some(Target::Publisher) => {
-                    if matches!(self.state, ConnectorState::InMeeting | ConnectorState::Joining) {
-                        self.fail(ConnectorError::MediaFailed { reason: format!("publisher: {reason}") });
-                    }
+                Some(Target::Publisher)
+                    if matches!(self.state, ConnectorState::InMeeting | ConnectorState::Joining) =>
+                {
+                    self.fail(ConnectorError::MediaFailed { reason: format!("publisher: {reason}") });
                 }
                 // One participant's connection: subscribe to them again with a new handle.
-                Some(Target::Subscriber { feed }) => {
-                    if self.state == ConnectorState::InMeeting {
-                        self.resubscribe(now, feed);
-                    }
+                Some(Target::Subscriber { feed }) if self.state == ConnectorState::InMeeting => {
+                    self.resubscribe(now, feed);
                 }
-                None => {}
+                _ => {}
             },
             Input::Tick => self.on_tick(now),
             Input::Leave => self.leave(now),

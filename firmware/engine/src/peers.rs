@@ -1,5 +1,5 @@
-//! The WebRTC session: the peer connections a connector asks for, built with
-//! the `webrtc` crate (0.21, async over the sans-I/O `rtc` core).
+//! The peer connections a connector asks for, built with the `webrtc` crate
+//! (0.21, async over the sans-I/O `rtc` core).
 //!
 //! - [`Publisher`]: one send-only connection with a video track (VP8 or
 //!   H.264) and an Opus track, fed with frames that are *already sealed*
@@ -16,13 +16,14 @@
 //! The transport never sees plaintext media: sealing happens before
 //! [`Publisher::write_video`], opening after the callback.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
+use cloakroom_connectors::signalling::PeerId;
+use cloakroom_media::Codec;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::media::Sample;
@@ -37,13 +38,14 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
-use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{PayloadType, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use tokio::sync::{mpsc, watch};
+
+use crate::reassembly::FrameAssembler;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -51,15 +53,10 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
 };
 
-/// The video codec of the room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VideoCodec {
-    Vp8,
-    H264,
-}
-
-impl VideoCodec {
-    fn parameters(self) -> RTCRtpCodecParameters {
+/// The RTP parameters we offer and accept for a video codec (VP8, or H.264
+/// constrained baseline in packetization mode 1); `None` for audio codecs.
+fn video_parameters(codec: Codec) -> Option<RTCRtpCodecParameters> {
+    {
         let feedback = ["goog-remb:", "ccm:fir", "nack:", "nack:pli"]
             .iter()
             .map(|s| {
@@ -67,13 +64,14 @@ impl VideoCodec {
                 RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() }
             })
             .collect();
-        let (mime, fmtp, pt) = match self {
-            Self::Vp8 => (MIME_TYPE_VP8, "", 96),
-            Self::H264 => {
+        let (mime, fmtp, pt) = match codec {
+            Codec::Vp8 => (MIME_TYPE_VP8, "", 96),
+            Codec::H264 => {
                 (MIME_TYPE_H264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 102)
             }
+            _ => return None,
         };
-        RTCRtpCodecParameters {
+        Some(RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
                 mime_type: mime.to_owned(),
                 clock_rate: 90_000,
@@ -82,7 +80,7 @@ impl VideoCodec {
                 rtcp_feedback: feedback,
             },
             payload_type: pt,
-        }
+        })
     }
 }
 
@@ -108,11 +106,10 @@ pub enum PublisherFeedback {
     Bitrate(u64),
 }
 
-/// Peer-connection-level happenings, for the daemon's log and status.
+/// Peer-connection-level happenings, for the engine.
 #[derive(Clone, Debug)]
 pub enum ConnectionEvent {
-    /// `feed`: `None` for the publisher connection, the remote feed for a subscriber.
-    State { feed: Option<u64>, state: RTCPeerConnectionState },
+    State { peer: PeerId, state: RTCPeerConnectionState },
 }
 
 /// Byte and packet counters shared with the status line.
@@ -124,7 +121,7 @@ pub struct TransportCounters {
 }
 
 struct Handler {
-    feed: Option<u64>,
+    peer: PeerId,
     gathering: watch::Sender<bool>,
     events: mpsc::UnboundedSender<ConnectionEvent>,
     tracks: Option<mpsc::UnboundedSender<Arc<dyn TrackRemote>>>,
@@ -139,7 +136,7 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.events.send(ConnectionEvent::State { feed: self.feed, state });
+        let _ = self.events.send(ConnectionEvent::State { peer: self.peer.clone(), state });
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -156,7 +153,7 @@ impl PeerConnectionEventHandler for Handler {
 /// a network without a default route has none, and the `webrtc` crate then
 /// fails to build the connection at all. The SFU never sends `.local`
 /// candidates, so there the connection is built without mDNS instead.
-async fn build_connection(codec: VideoCodec, handler: Handler) -> Result<Arc<dyn PeerConnection>> {
+async fn build_connection(codec: Codec, handler: Handler) -> Result<Arc<dyn PeerConnection>> {
     let handler = Arc::new(handler);
     let with_mdns = build_with_mdns(codec, Arc::clone(&handler), MulticastDnsMode::QueryOnly).await;
     match with_mdns {
@@ -174,12 +171,13 @@ async fn build_connection(codec: VideoCodec, handler: Handler) -> Result<Arc<dyn
 }
 
 async fn build_with_mdns(
-    codec: VideoCodec,
+    codec: Codec,
     handler: Arc<Handler>,
     mdns: MulticastDnsMode,
 ) -> Result<Arc<dyn PeerConnection>> {
+    let video = video_parameters(codec).ok_or_else(|| anyhow!("{codec:?} is not a video codec"))?;
     let mut media_engine = MediaEngine::default();
-    media_engine.register_codec(codec.parameters(), RtpCodecKind::Video).context("register video codec")?;
+    media_engine.register_codec(video, RtpCodecKind::Video).context("register video codec")?;
     media_engine.register_codec(opus_parameters(), RtpCodecKind::Audio).context("register opus")?;
     let registry = register_default_interceptors(Registry::new(), &mut media_engine).context("interceptors")?;
     let registry = registry.with(Slot::from(14_000), FeedbackToApplication::default());
@@ -218,16 +216,18 @@ impl Publisher {
     /// Builds the connection and its two send-only tracks; feedback (PLI,
     /// FIR, REMB) goes to `feedback`.
     pub async fn new(
-        codec: VideoCodec,
+        peer: PeerId,
+        codec: Codec,
         (video_ssrc, audio_ssrc): (u32, u32),
         events: mpsc::UnboundedSender<ConnectionEvent>,
         feedback: mpsc::UnboundedSender<PublisherFeedback>,
         counters: Arc<TransportCounters>,
     ) -> Result<Self> {
         let (gathering_tx, gathering_rx) = watch::channel(false);
-        let handler = Handler { feed: None, gathering: gathering_tx, events, tracks: None };
+        let handler = Handler { peer, gathering: gathering_tx, events, tracks: None };
         let pc = build_connection(codec, handler).await?;
-        let video = Arc::new(local_track("video", RtpCodecKind::Video, codec.parameters().rtp_codec, video_ssrc)?);
+        let video_codec = video_parameters(codec).ok_or_else(|| anyhow!("{codec:?} is not a video codec"))?.rtp_codec;
+        let video = Arc::new(local_track("video", RtpCodecKind::Video, video_codec, video_ssrc)?);
         let audio = Arc::new(local_track("audio", RtpCodecKind::Audio, opus_parameters().rtp_codec, audio_ssrc)?);
         for track in [&video, &audio] {
             let init = RTCRtpTransceiverInit {
@@ -368,16 +368,9 @@ async fn link_stats(pc: &Arc<dyn PeerConnection>) -> LinkStats {
 /// A sealed frame from a remote participant, as depacketized.
 #[derive(Debug)]
 pub struct RemoteFrame {
-    pub kind: RemoteKind,
+    pub codec: Codec,
     pub data: Bytes,
     pub duration: Duration,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RemoteKind {
-    Vp8,
-    H264,
-    Opus,
 }
 
 /// One subscriber connection (one remote publisher).
@@ -389,8 +382,8 @@ impl Subscriber {
     /// Answers the SFU's `offer`; every frame of the remote tracks goes to
     /// `frames`. Returns the connection and the answer SDP.
     pub async fn answer(
-        codec: VideoCodec,
-        feed: u64,
+        peer: PeerId,
+        codec: Codec,
         offer: String,
         events: mpsc::UnboundedSender<ConnectionEvent>,
         frames: mpsc::Sender<RemoteFrame>,
@@ -398,7 +391,7 @@ impl Subscriber {
     ) -> Result<(Self, String)> {
         let (gathering_tx, mut gathering_rx) = watch::channel(false);
         let (tracks_tx, mut tracks_rx) = mpsc::unbounded_channel::<Arc<dyn TrackRemote>>();
-        let handler = Handler { feed: Some(feed), gathering: gathering_tx, events, tracks: Some(tracks_tx) };
+        let handler = Handler { peer, gathering: gathering_tx, events, tracks: Some(tracks_tx) };
         let pc = build_connection(codec, handler).await?;
         tokio::spawn(async move {
             while let Some(track) = tracks_rx.recv().await {
@@ -429,20 +422,20 @@ async fn read_track(track: Arc<dyn TrackRemote>, frames: mpsc::Sender<RemoteFram
     let Some(ssrc) = track.ssrcs().await.first().copied() else { return };
     let mime = track.codec(ssrc).await.map(|c| c.mime_type.to_ascii_lowercase()).unwrap_or_default();
     let kind = if mime == MIME_TYPE_OPUS.to_ascii_lowercase() {
-        RemoteKind::Opus
+        Codec::Opus
     } else if mime == MIME_TYPE_H264.to_ascii_lowercase() {
-        RemoteKind::H264
+        Codec::H264
     } else if mime == MIME_TYPE_VP8.to_ascii_lowercase() {
-        RemoteKind::Vp8
+        Codec::Vp8
     } else {
         tracing::warn!(%mime, "ignoring a remote track of an unknown codec");
         return;
     };
     tracing::info!(?kind, ssrc, "remote track");
     let mut assembler = match kind {
-        RemoteKind::Vp8 => Assembler::Vp8(FrameAssembler::new(Vp8Packet::default(), 128)),
-        RemoteKind::H264 => Assembler::H264(FrameAssembler::new(H264Packet::default(), 256)),
-        RemoteKind::Opus => Assembler::Opus,
+        Codec::H264 => Assembler::H264(FrameAssembler::new(H264Packet::default(), 256)),
+        Codec::Opus => Assembler::Opus,
+        _ => Assembler::Vp8(FrameAssembler::new(Vp8Packet::default(), 128)),
     };
     // Janus forwards the publisher's key frame only on request: ask now and
     // then until the first frame arrives.
@@ -452,7 +445,7 @@ async fn read_track(track: Arc<dyn TrackRemote>, frames: mpsc::Sender<RemoteFram
         let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
         counters.bytes_received.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
         let now = Instant::now();
-        if kind != RemoteKind::Opus && !got_frame && now.duration_since(asked) > Duration::from_secs(1) {
+        if kind.is_video() && !got_frame && now.duration_since(asked) > Duration::from_secs(1) {
             asked = now;
             let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
             let _ = track.write_rtcp(vec![Box::new(pli)]).await;
@@ -461,19 +454,23 @@ async fn read_track(track: Arc<dyn TrackRemote>, frames: mpsc::Sender<RemoteFram
         let (seq, ts, marker) = (h.sequence_number, h.timestamp, h.marker);
         let out: Vec<RemoteFrame> = match &mut assembler {
             Assembler::Opus => {
-                vec![RemoteFrame { kind, data: packet.payload, duration: Duration::from_millis(20) }]
+                vec![RemoteFrame { codec: kind, data: packet.payload, duration: Duration::from_millis(20) }]
             }
             Assembler::Vp8(a) => {
                 a.push(seq, ts, marker, packet.payload);
-                std::iter::from_fn(|| a.pop()).map(|(data, duration)| RemoteFrame { kind, data, duration }).collect()
+                std::iter::from_fn(|| a.pop())
+                    .map(|(data, duration)| RemoteFrame { codec: kind, data, duration })
+                    .collect()
             }
             Assembler::H264(a) => {
                 a.push(seq, ts, marker, packet.payload);
-                std::iter::from_fn(|| a.pop()).map(|(data, duration)| RemoteFrame { kind, data, duration }).collect()
+                std::iter::from_fn(|| a.pop())
+                    .map(|(data, duration)| RemoteFrame { codec: kind, data, duration })
+                    .collect()
             }
         };
         for frame in out {
-            got_frame |= frame.kind != RemoteKind::Opus;
+            got_frame |= frame.codec.is_video();
             if frames.send(frame).await.is_err() {
                 return;
             }
@@ -485,175 +482,6 @@ enum Assembler {
     Vp8(FrameAssembler<Vp8Packet>),
     H264(FrameAssembler<H264Packet>),
     Opus,
-}
-
-/// Video frames from RTP packets (RTP clock 90 kHz): a reorder window of
-/// `max_late` packets, pure logic without I/O.
-///
-/// Used instead of rtc's `SampleBuilder`, which keeps two tables indexed by
-/// the whole 16-bit sequence space (about 13 MB per remote video track, all
-/// written at creation) and holds every frame back until the next frame's
-/// first packet arrives. Here only waiting packets are kept, and a frame
-/// leaves as soon as its last packet (the marker) is in and nothing before
-/// it is still missing. A missing packet is waited for (NACK may bring it)
-/// until `max_late` newer packets have arrived; then what cannot be completed
-/// is dropped and counted.
-struct FrameAssembler<D: Depacketizer> {
-    depacketizer: D,
-    /// Waiting packets by extended (unwrapped) sequence number.
-    waiting: BTreeMap<u64, Piece>,
-    /// The highest extended sequence number seen.
-    highest: Option<u64>,
-    /// The extended sequence number after the last frame handed out or dropped.
-    next: Option<u64>,
-    max_late: u64,
-    /// RTP timestamp of the last frame handed out, for the frame duration.
-    last_timestamp: Option<u32>,
-    last_duration: Duration,
-    /// Packets dropped because their frame could not be completed.
-    dropped: u64,
-}
-
-struct Piece {
-    timestamp: u32,
-    marker: bool,
-    payload: Bytes,
-}
-
-impl<D: Depacketizer> FrameAssembler<D> {
-    const CLOCK_RATE: u64 = 90_000;
-
-    fn new(depacketizer: D, max_late: u16) -> Self {
-        Self {
-            depacketizer,
-            waiting: BTreeMap::new(),
-            highest: None,
-            next: None,
-            max_late: u64::from(max_late.max(1)),
-            last_timestamp: None,
-            last_duration: Duration::from_millis(33),
-            dropped: 0,
-        }
-    }
-
-    /// Takes one RTP packet.
-    fn push(&mut self, seq: u16, timestamp: u32, marker: bool, payload: Bytes) {
-        let ext = self.unwrap(seq);
-        if self.next.is_some_and(|next| ext < next) {
-            // Its frame was handed out or given up already.
-            if self.next.is_some_and(|next| next - ext > 4 * self.max_late) {
-                // Far behind: the sender started a new sequence; start again with it.
-                self.dropped += self.waiting.len() as u64;
-                self.waiting.clear();
-                self.next = None;
-                self.highest = Some(ext);
-            } else {
-                return;
-            }
-        }
-        self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
-        self.waiting.insert(ext, Piece { timestamp, marker, payload });
-    }
-
-    /// The next complete frame and its duration, if there is one.
-    fn pop(&mut self) -> Option<(Bytes, Duration)> {
-        loop {
-            let (&first, piece) = self.waiting.first_key_value()?;
-            // Packets before `first` are missing (they may still come).
-            let gap_before = self.next.is_some_and(|next| first != next);
-            let late = self.highest.unwrap_or(first) - first >= self.max_late;
-            if !self.depacketizer.is_partition_head(&piece.payload) {
-                // The rest of a frame whose first packet is missing, or padding.
-                if gap_before && !late {
-                    return None;
-                }
-                self.drop_through(first);
-                continue;
-            }
-            let timestamp = piece.timestamp;
-            let mut end = None;
-            let mut k = first;
-            while let Some(p) = self.waiting.get(&k) {
-                if p.timestamp != timestamp {
-                    // A new frame begins without our marker: the frame ended before it.
-                    end = Some(k - 1);
-                    break;
-                }
-                if self.depacketizer.is_partition_tail(p.marker, &p.payload) {
-                    end = Some(k);
-                    break;
-                }
-                k += 1;
-            }
-            match end {
-                Some(end) if !gap_before || late => {
-                    if let Some(frame) = self.take(first, end, timestamp) {
-                        return Some(frame);
-                    }
-                }
-                Some(_) => return None,
-                None if late => self.drop_frame(timestamp),
-                None => return None,
-            }
-        }
-    }
-
-    /// Depacketizes `first..=end` into one frame (`None` if a payload is bad).
-    fn take(&mut self, first: u64, end: u64, timestamp: u32) -> Option<(Bytes, Duration)> {
-        let mut data = Vec::new();
-        let mut ok = true;
-        for k in first..=end {
-            if let Some(p) = self.waiting.remove(&k) {
-                match self.depacketizer.depacketize(&p.payload) {
-                    Ok(part) => data.extend_from_slice(&part),
-                    Err(_) => ok = false,
-                }
-            }
-        }
-        self.next = Some(end + 1);
-        if !ok || data.is_empty() {
-            self.dropped += end - first + 1;
-            tracing::debug!(dropped = self.dropped, "video frame that does not depacketize dropped");
-            return None;
-        }
-        if let Some(last) = self.last_timestamp {
-            let ticks = u64::from(timestamp.wrapping_sub(last));
-            if ticks > 0 && ticks < Self::CLOCK_RATE {
-                self.last_duration = Duration::from_micros(ticks * 1_000_000 / Self::CLOCK_RATE);
-            }
-        }
-        self.last_timestamp = Some(timestamp);
-        Some((Bytes::from(data), self.last_duration))
-    }
-
-    /// Gives up on the oldest frame: drops its packets that are in.
-    fn drop_frame(&mut self, timestamp: u32) {
-        let end = self.waiting.iter().take_while(|(_, p)| p.timestamp == timestamp).map(|(&k, _)| k).last();
-        if let Some(end) = end {
-            self.drop_through(end);
-        }
-    }
-
-    /// Drops every waiting packet up to and including `end`.
-    fn drop_through(&mut self, end: u64) {
-        let keep = self.waiting.split_off(&(end + 1));
-        self.dropped += self.waiting.len() as u64;
-        self.waiting = keep;
-        self.next = Some(end + 1);
-        tracing::debug!(dropped = self.dropped, "video packets of incomplete frames dropped");
-    }
-
-    /// Extends a 16-bit sequence number to the one nearest the highest seen.
-    fn unwrap(&self, seq: u16) -> u64 {
-        let Some(highest) = self.highest else { return (1 << 20) + u64::from(seq) };
-        let base = highest & !0xffff;
-        let candidates = [base.wrapping_sub(1 << 16), base, base + (1 << 16)];
-        candidates
-            .into_iter()
-            .map(|b| b.wrapping_add(u64::from(seq)))
-            .min_by_key(|c| c.abs_diff(highest))
-            .unwrap_or(highest)
-    }
 }
 
 fn local_track(kind_label: &str, kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Result<TrackLocalStaticSample> {
@@ -756,21 +584,11 @@ mod tests {
             .collect()
     }
 
-    fn plain_video(codec: VideoCodec, i: u32) -> (Vec<u8>, MediaKind) {
+    fn plain_video(codec: Codec, i: u32) -> (Vec<u8>, MediaKind) {
         let key_frame = i % 10 == 0;
         let body = filler(i, if key_frame { 4000 } else { 600 + (i as usize % 7) * 50 });
         match codec {
-            VideoCodec::Vp8 => {
-                let mut f = if key_frame {
-                    vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]
-                } else {
-                    vec![0x31, 0x02, 0x00]
-                };
-                f.extend(body);
-                let kind = MediaKind::vp8_from_payload(&f);
-                (f, kind)
-            }
-            VideoCodec::H264 => {
+            Codec::H264 => {
                 let mut f = Vec::new();
                 if key_frame {
                     f.extend([0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0xda, 0x05, 0x07, 0xe8]);
@@ -782,16 +600,33 @@ mod tests {
                 f.extend(body);
                 (f, MediaKind::H264)
             }
+            _ => {
+                let mut f = if key_frame {
+                    vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]
+                } else {
+                    vec![0x31, 0x02, 0x00]
+                };
+                f.extend(body);
+                let kind = MediaKind::vp8_from_payload(&f);
+                (f, kind)
+            }
         }
     }
 
-    async fn round_trip(codec: VideoCodec) {
+    async fn round_trip(codec: Codec) {
         let counters = Arc::new(TransportCounters::default());
         let (events, _events_rx) = mpsc::unbounded_channel();
         let (feedback, _feedback_rx) = mpsc::unbounded_channel();
-        let publisher = Publisher::new(codec, (0x1111, 0x2222), events.clone(), feedback, Arc::clone(&counters))
-            .await
-            .expect("publisher");
+        let publisher = Publisher::new(
+            PeerId("publisher".into()),
+            codec,
+            (0x1111, 0x2222),
+            events.clone(),
+            feedback,
+            Arc::clone(&counters),
+        )
+        .await
+        .expect("publisher");
         let offer = publisher.offer().await.expect("offer");
         if !offer.contains("typ host") {
             eprintln!("no non-loopback interface here: skipped");
@@ -799,7 +634,9 @@ mod tests {
         }
         let (frames_tx, mut frames_rx) = mpsc::channel(1024);
         let (subscriber, answer) =
-            Subscriber::answer(codec, 1, offer, events, frames_tx, Arc::clone(&counters)).await.expect("answer");
+            Subscriber::answer(PeerId("subscriber".into()), codec, offer, events, frames_tx, Arc::clone(&counters))
+                .await
+                .expect("answer");
         publisher.answer(answer).await.expect("apply answer");
 
         let mut encryptor = FrameEncryptor::new(|| 100);
@@ -823,19 +660,19 @@ mod tests {
             i += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
             while let Ok(frame) = frames_rx.try_recv() {
-                match frame.kind {
-                    RemoteKind::Opus => {
+                match frame.codec {
+                    Codec::Opus => {
                         decryptor.open(MediaKind::Opus, &frame.data).expect("opus opens");
                         audio_in += 1;
                     }
-                    RemoteKind::Vp8 | RemoteKind::H264 => {
+                    _ => {
                         let (_, plain) = sent_video
                             .iter()
                             .find(|(sealed, _)| sealed.as_slice() == frame.data.as_ref())
                             .unwrap_or_else(|| {
                                 panic!("{codec:?}: received a frame that was not sent ({} bytes)", frame.data.len())
                             });
-                        let kind = if codec == VideoCodec::H264 {
+                        let kind = if codec == Codec::H264 {
                             MediaKind::H264
                         } else {
                             MediaKind::vp8_from_payload(&frame.data)
@@ -860,139 +697,13 @@ mod tests {
         publisher.close().await;
     }
 
-    /// A VP8 RTP payload: the one-byte descriptor (S bit on the frame's
-    /// first packet) and the frame's bytes.
-    fn vp8(start: bool, body: &[u8]) -> Bytes {
-        let mut p = vec![if start { 0x10 } else { 0x00 }];
-        p.extend_from_slice(body);
-        Bytes::from(p)
-    }
-
-    /// Frame `n` as three packets (depacketized: `n, 1, 7, n, 2, 7, n, 3, 7`) from sequence number `seq`: (seq, ts, marker, payload).
-    fn frame_packets(seq: u16, n: u32) -> Vec<(u16, u32, bool, Bytes)> {
-        let ts = n.wrapping_mul(4500);
-        let b = n as u8;
-        vec![
-            (seq, ts, false, vp8(true, &[b, 1, 7])),
-            (seq.wrapping_add(1), ts, false, vp8(false, &[b, 2, 7])),
-            (seq.wrapping_add(2), ts, true, vp8(false, &[b, 3, 7])),
-        ]
-    }
-
-    fn frame(n: u8) -> Vec<u8> {
-        vec![n, 1, 7, n, 2, 7, n, 3, 7]
-    }
-
-    fn drain(a: &mut FrameAssembler<Vp8Packet>) -> Vec<Vec<u8>> {
-        std::iter::from_fn(|| a.pop()).map(|(d, _)| d.to_vec()).collect()
-    }
-
-    #[test]
-    fn assembler_hands_out_a_frame_as_soon_as_its_marker_is_in() {
-        let mut a = FrameAssembler::new(Vp8Packet::default(), 128);
-        let mut out = Vec::new();
-        for n in 0..3u32 {
-            for (seq, ts, marker, payload) in frame_packets(100 + 3 * n as u16, n) {
-                a.push(seq, ts, marker, payload);
-                out.extend(drain(&mut a));
-            }
-            // Out with its last packet, not one frame later.
-            assert_eq!(out.len(), n as usize + 1);
-        }
-        assert_eq!(out[1], frame(1));
-        let mut b = FrameAssembler::new(Vp8Packet::default(), 128);
-        for (seq, ts, marker, payload) in frame_packets(7, 0).into_iter().chain(frame_packets(10, 1)) {
-            b.push(seq, ts, marker, payload);
-        }
-        let durations: Vec<Duration> = std::iter::from_fn(|| b.pop()).map(|(_, d)| d).collect();
-        assert_eq!(durations.last(), Some(&Duration::from_millis(50)), "4500 ticks at 90 kHz");
-    }
-
-    #[test]
-    fn assembler_puts_reordered_packets_back_in_order_across_the_sequence_wrap() {
-        let mut a = FrameAssembler::new(Vp8Packet::default(), 128);
-        let mut packets = frame_packets(65534, 0);
-        packets.extend(frame_packets(1, 1));
-        // 65534, 0, 65535 | 2, 3, 1
-        packets.swap(1, 2);
-        packets.swap(3, 5);
-        let mut out = Vec::new();
-        for (seq, ts, marker, payload) in packets {
-            a.push(seq, ts, marker, payload);
-            out.extend(drain(&mut a));
-        }
-        assert_eq!(out, vec![frame(0), frame(1)]);
-    }
-
-    #[test]
-    fn assembler_waits_for_a_missing_packet_then_gives_up_on_its_frame() {
-        let mut a = FrameAssembler::new(Vp8Packet::default(), 8);
-        let mut lost = frame_packets(0, 0);
-        let late = lost.remove(1);
-        let mut out = Vec::new();
-        for (seq, ts, marker, payload) in lost.into_iter().chain(frame_packets(3, 1)) {
-            a.push(seq, ts, marker, payload);
-            out.extend(drain(&mut a));
-        }
-        assert!(out.is_empty(), "frame 1 waits while frame 0 may still be completed");
-        // The retransmission arrives: both frames, in order.
-        a.push(late.0, late.1, late.2, late.3);
-        assert_eq!(drain(&mut a), vec![frame(0), frame(1)]);
-
-        // Lost for good: after 8 newer packets frame 2 is dropped and the rest go on.
-        let mut lost = frame_packets(6, 2);
-        lost.remove(1);
-        for (seq, ts, marker, payload) in lost {
-            a.push(seq, ts, marker, payload);
-        }
-        let mut out = Vec::new();
-        for n in 3..7u32 {
-            for (seq, ts, marker, payload) in frame_packets(6 + 3 * (n - 2) as u16, n) {
-                a.push(seq, ts, marker, payload);
-                out.extend(drain(&mut a));
-            }
-        }
-        let firsts: Vec<u8> = out.iter().map(|f| f[0]).collect();
-        assert_eq!(firsts, vec![3, 4, 5, 6]);
-        assert_eq!(a.dropped, 2);
-        assert!(a.waiting.is_empty());
-    }
-
-    #[test]
-    fn assembler_skips_a_frame_tail_without_its_head() {
-        let mut a = FrameAssembler::new(Vp8Packet::default(), 128);
-        // Joined mid-frame: the first two packets are the end of a frame.
-        let mut packets = frame_packets(10, 0);
-        packets.remove(0);
-        packets.extend(frame_packets(13, 1));
-        for (seq, ts, marker, payload) in packets {
-            a.push(seq, ts, marker, payload);
-        }
-        assert_eq!(drain(&mut a), vec![frame(1)]);
-        // A duplicate of a packet already handed out is ignored.
-        a.push(14, 4500, false, vp8(false, &[9]));
-        assert!(drain(&mut a).is_empty());
-        assert!(a.waiting.is_empty());
-    }
-
-    #[test]
-    fn assembler_depacketizes_h264_fragments_into_annex_b() {
-        let mut a = FrameAssembler::new(H264Packet::default(), 128);
-        // One IDR NAL (type 5) in two FU-A fragments.
-        a.push(1, 0, false, Bytes::from_static(&[0x7c, 0x85, 0xaa, 0xbb]));
-        assert!(a.pop().is_none());
-        a.push(2, 0, true, Bytes::from_static(&[0x7c, 0x45, 0xcc]));
-        let (data, _) = a.pop().expect("a frame");
-        assert_eq!(data.as_ref(), &[0, 0, 0, 1, 0x65, 0xaa, 0xbb, 0xcc]);
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sealed_vp8_and_opus_frames_cross_a_peer_connection_byte_for_byte() {
-        round_trip(VideoCodec::Vp8).await;
+        round_trip(Codec::Vp8).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sealed_h264_frames_cross_a_peer_connection_byte_for_byte() {
-        round_trip(VideoCodec::H264).await;
+        round_trip(Codec::H264).await;
     }
 }

@@ -1,31 +1,33 @@
-//! The daemon's counters and its machine-readable status line: one JSON
+//! The meeting's counters and its machine-readable status line: one JSON
 //! object per line on stdout, for tests, the supervisor and metrics.
 //!
 //! ```json
-//! {"event":"status","state":"in_room","feed":1,
+//! {"event":"status","state":"in_room",
 //!  "sent":{"video_sealed":0,"video_frames":0,"audio_frames":0,"bytes":0,"dropped":0,
 //!          "keyframe_requests":0,"bitrate_kbps":0,"send_errors":0,"first_video_ms":0,"rtt_ms":0.0},
 //!  "received":{"bytes":0,"video_frames":0,"audio_frames":0,"decrypted":0,"decrypt_failures":0,
 //!              "decoded_video":0,"decoded_audio":0},
-//!  "participants":[{"feed":2,"display":"…","video_frames":0,"audio_frames":0,"decrypted":0,
+//!  "participants":[{"id":"2","display":"…","video_frames":0,"audio_frames":0,"decrypted":0,
 //!                   "decrypt_failures":0,"decoded_video":0,"decoded_audio":0,"packets_received":0,
 //!                   "packets_lost":0,"rtt_ms":0.0}]}
 //! ```
 //!
 //! `sent.rtt_ms` and `participants[].rtt_ms` are the ICE round-trip times of
-//! the publisher and subscriber connections (0: not measured yet); loss is
-//! counted on the subscriber connections' inbound RTP streams.
+//! the sending and receiving connections (0: not measured yet); loss is
+//! counted on the receiving connections' inbound RTP streams. `state` is
+//! `connecting`, `joining`, `in_room`, `leaving`, `left` or
+//! `failed: <the whole cause>`.
 
 use std::fmt::Display;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cloakroom_connectors::janus::SessionState;
+use cloakroom_connectors::signalling::ConnectorState;
 use cloakroom_media::receive::ReceivePipeline;
 use serde_json::json;
 
-use crate::rtc::TransportCounters;
+use crate::peers::TransportCounters;
 
 /// Writes one line to stdout. When nobody reads stdout any more (the pipe's
 /// other end closed) the line is lost and nothing else: `println!` would
@@ -38,7 +40,6 @@ pub fn emit(line: impl Display) {
 #[derive(Debug, Default)]
 pub struct Status {
     state: Mutex<String>,
-    pub feed: AtomicU64,
     pub video_sealed: AtomicU64,
     pub video_sent: AtomicU64,
     pub audio_sent: AtomicU64,
@@ -55,6 +56,8 @@ pub struct Status {
 /// One remote participant's counters.
 #[derive(Debug, Default)]
 pub struct ParticipantCounters {
+    /// The participant's id (the connector's) and display name.
+    pub id: String,
     pub display: Option<String>,
     pub video_frames: AtomicU64,
     pub audio_frames: AtomicU64,
@@ -67,43 +70,38 @@ pub struct ParticipantCounters {
 }
 
 impl ParticipantCounters {
-    pub fn new(display: Option<String>) -> Self {
-        Self { display, ..Default::default() }
+    pub fn new(id: String, display: Option<String>) -> Self {
+        Self { id, display, ..Default::default() }
     }
 }
 
 impl Status {
-    pub fn set_state(&self, state: &SessionState) {
+    pub fn set_state(&self, state: &ConnectorState) {
         let text = match state {
-            SessionState::Connecting => "connecting".to_owned(),
-            SessionState::Joining => "joining".to_owned(),
-            SessionState::InRoom { .. } => "in_room".to_owned(),
-            SessionState::Backoff { error, attempt, .. } => format!("backoff: {error} (attempt {attempt})"),
-            SessionState::Leaving => "leaving".to_owned(),
-            SessionState::Left => "left".to_owned(),
-            SessionState::Failed { error } => format!("failed: {error}"),
-            other => format!("{other:?}"),
+            // The name the status line has always had for being in the room.
+            ConnectorState::InMeeting => "in_room".to_owned(),
+            ConnectorState::Failed(f) => format!("failed: {}", f.error),
+            other => other.name().to_owned(),
         };
         *self.state.lock().unwrap_or_else(PoisonError::into_inner) = text;
     }
 
-    pub fn line(&self, participants: &[(u64, Arc<ParticipantCounters>)], receive: &Mutex<ReceivePipeline>) -> String {
+    pub fn line(&self, participants: &[Arc<ParticipantCounters>], receive: &Mutex<ReceivePipeline>) -> String {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let receive = receive.lock().unwrap_or_else(PoisonError::into_inner);
         let mut total = [0u64; 6];
         let list: Vec<_> = participants
             .iter()
-            .map(|(feed, c)| {
-                let id = feed.to_string();
-                let dv = receive.decoded_video_frames(&id).unwrap_or(0);
-                let da = receive.decoded_audio_frames(&id).unwrap_or(0);
+            .map(|c| {
+                let dv = receive.decoded_video_frames(&c.id).unwrap_or(0);
+                let da = receive.decoded_audio_frames(&c.id).unwrap_or(0);
                 let row =
                     [get(&c.video_frames), get(&c.audio_frames), get(&c.decrypted), get(&c.decrypt_failures), dv, da];
                 for (t, v) in total.iter_mut().zip(row) {
                     *t += v;
                 }
                 json!({
-                    "feed": feed, "display": c.display, "video_frames": row[0], "audio_frames": row[1],
+                    "id": c.id, "display": c.display, "video_frames": row[0], "audio_frames": row[1],
                     "decrypted": row[2], "decrypt_failures": row[3], "decoded_video": row[4], "decoded_audio": row[5],
                     "packets_received": get(&c.packets_received), "packets_lost": get(&c.packets_lost),
                     "rtt_ms": get(&c.rtt_us) as f64 / 1000.0,
@@ -114,7 +112,6 @@ impl Status {
         json!({
             "event": "status",
             "state": state,
-            "feed": get(&self.feed),
             "sent": {
                 "video_sealed": get(&self.video_sealed), "video_frames": get(&self.video_sent),
                 "audio_frames": get(&self.audio_sent), "bytes": get(&self.transport.bytes_sent),
