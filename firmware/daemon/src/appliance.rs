@@ -305,7 +305,7 @@ impl RoomScreen {
             }
             Err(e) => {
                 if !self.failed {
-                    tracing::warn!(error = %e, "room screen");
+                    tracing::warn!(error = %cloakroom_engine::Chain(&e), "room screen");
                 }
                 self.failed = true;
             }
@@ -328,7 +328,7 @@ fn spawn_button(line: cloakroom_board::GpioLine, room: Arc<SupervisedRoom>) {
         let mut button = match cloakroom_board::gpio::EdgeButton::open(&line, settings, "cloakroomd") {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(error = %e, chip = line.chip_label, line = line.offset, "mute button unavailable");
+                tracing::warn!(error = %cloakroom_engine::Chain(&e), chip = line.chip_label, line = line.offset, "mute button unavailable");
                 return;
             }
         };
@@ -345,14 +345,14 @@ fn spawn_button(line: cloakroom_board::GpioLine, room: Arc<SupervisedRoom>) {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "mute button stopped");
+                    tracing::warn!(error = %cloakroom_engine::Chain(&e), "mute button stopped");
                     return;
                 }
             }
         }
     });
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "mute button thread");
+        tracing::warn!(error = %cloakroom_engine::Chain(&e), "mute button thread");
     }
 }
 
@@ -362,7 +362,7 @@ fn spawn_led(line: cloakroom_board::GpioLine, room: Arc<SupervisedRoom>) {
         let pin = match cloakroom_board::gpio::GpioOutput::open(&line, "cloakroomd") {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(error = %e, chip = line.chip_label, line = line.offset, "state LED unavailable");
+                tracing::warn!(error = %cloakroom_engine::Chain(&e), chip = line.chip_label, line = line.offset, "state LED unavailable");
                 return;
             }
         };
@@ -387,14 +387,14 @@ fn spawn_led(line: cloakroom_board::GpioLine, room: Arc<SupervisedRoom>) {
             match led.drive(now) {
                 Ok(n) => next = n,
                 Err(e) => {
-                    tracing::warn!(error = %e, "state LED stopped");
+                    tracing::warn!(error = %cloakroom_engine::Chain(&e), "state LED stopped");
                     return;
                 }
             }
         }
     });
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "state LED thread");
+        tracing::warn!(error = %cloakroom_engine::Chain(&e), "state LED thread");
     }
 }
 

@@ -31,7 +31,7 @@ pub fn notify(message: &str) {
     if let Some(socket) = socket_from_env()
         && let Err(e) = send(&socket, message)
     {
-        tracing::warn!(error = %e, "systemd notification");
+        tracing::warn!(error = %cloakroom_engine::Chain(&e), "systemd notification");
     }
 }
 

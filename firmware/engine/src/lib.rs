@@ -31,3 +31,35 @@ pub mod peers;
 pub mod reassembly;
 #[cfg(feature = "runtime")]
 pub mod status;
+
+/// An error with every cause under it, `outer: inner: innermost`, for logs
+/// and the page: an error's own `Display` shows only the outermost.
+/// (`anyhow` errors print the same with `{:#}`.)
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("open the camera")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_prints_every_cause() {
+        let e = Outer(std::io::Error::new(std::io::ErrorKind::NotFound, "/dev/video0: no such device"));
+        assert_eq!(Chain(&e).to_string(), "open the camera: /dev/video0: no such device");
+    }
+}

@@ -297,7 +297,7 @@ pub async fn run(
                     // An SFU relays every subscriber's PLI; one key frame per 500 ms answers them all.
                     if last_keyframe.elapsed() > Duration::from_millis(500) {
                         last_keyframe = Instant::now();
-                        if let Err(e) = video.force_keyframe() { tracing::warn!(error = %e, "force key frame"); }
+                        if let Err(e) = video.force_keyframe() { tracing::warn!(error = %crate::Chain(&e), "force key frame"); }
                     }
                 }
                 PublisherFeedback::Bitrate(bps) => {
@@ -305,7 +305,7 @@ pub async fn run(
                     let current = video.bitrate_kbps();
                     if kbps.abs_diff(current) * 10 > current {
                         tracing::info!(kbps, "bitrate from the receiver's estimate");
-                        if let Err(e) = video.set_bitrate(kbps) { tracing::warn!(error = %e, "set bitrate"); }
+                        if let Err(e) = video.set_bitrate(kbps) { tracing::warn!(error = %crate::Chain(&e), "set bitrate"); }
                     }
                     status.bitrate_kbps.store(u64::from(video.bitrate_kbps()), Ordering::Relaxed);
                 }
@@ -597,13 +597,13 @@ async fn open_frames(
                 };
                 let pushed = receive.lock().unwrap_or_else(PoisonError::into_inner).push(&participant.0, encoded);
                 if let Err(e) = pushed {
-                    tracing::debug!(%participant, error = %e, "push");
+                    tracing::debug!(%participant, error = %crate::Chain(&e), "push");
                 }
             }
             Err(e) => {
                 let n = counters.decrypt_failures.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() {
-                    tracing::warn!(%participant, error = %e, failures = n + 1, "frame does not open (wrong key?)");
+                    tracing::warn!(%participant, error = %crate::Chain(&e), failures = n + 1, "frame does not open (wrong key?)");
                 }
             }
         }
@@ -647,7 +647,7 @@ fn start_video(
                     status.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "seal video"),
+            Err(e) => tracing::warn!(error = %crate::Chain(&e), "seal video"),
         }
     })
     .with_context(|| format!("start the video sender ({})", settings.video))?;
@@ -687,7 +687,7 @@ fn start_audio(
                     status.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "seal audio"),
+            Err(e) => tracing::warn!(error = %crate::Chain(&e), "seal audio"),
         }
     })
     .with_context(|| format!("start the audio sender ({})", settings.audio))

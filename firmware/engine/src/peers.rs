@@ -17,7 +17,7 @@
 //! [`Publisher::write_video`], opening after the callback.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -122,6 +122,8 @@ pub struct TransportCounters {
 
 struct Handler {
     peer: PeerId,
+    /// Whether the connection is up (ICE and DTLS done).
+    connected: Arc<AtomicBool>,
     gathering: watch::Sender<bool>,
     events: mpsc::UnboundedSender<ConnectionEvent>,
     tracks: Option<mpsc::UnboundedSender<Arc<dyn TrackRemote>>>,
@@ -136,6 +138,7 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.connected.store(state == RTCPeerConnectionState::Connected, Ordering::Relaxed);
         let _ = self.events.send(ConnectionEvent::State { peer: self.peer.clone(), state });
     }
 
@@ -210,6 +213,7 @@ pub struct Publisher {
     audio_pt: std::sync::OnceLock<PayloadType>,
     gathering: tokio::sync::Mutex<watch::Receiver<bool>>,
     counters: Arc<TransportCounters>,
+    connected: Arc<AtomicBool>,
 }
 
 impl Publisher {
@@ -224,7 +228,9 @@ impl Publisher {
         counters: Arc<TransportCounters>,
     ) -> Result<Self> {
         let (gathering_tx, gathering_rx) = watch::channel(false);
-        let handler = Handler { peer, gathering: gathering_tx, events, tracks: None };
+        let connected = Arc::new(AtomicBool::new(false));
+        let handler =
+            Handler { peer, connected: Arc::clone(&connected), gathering: gathering_tx, events, tracks: None };
         let pc = build_connection(codec, handler).await?;
         let video_codec = video_parameters(codec).ok_or_else(|| anyhow!("{codec:?} is not a video codec"))?.rtp_codec;
         let video = Arc::new(local_track("video", RtpCodecKind::Video, video_codec, video_ssrc)?);
@@ -264,6 +270,7 @@ impl Publisher {
             audio_pt: Default::default(),
             gathering: tokio::sync::Mutex::new(gathering_rx),
             counters,
+            connected,
         })
     }
 
@@ -295,7 +302,8 @@ impl Publisher {
         Ok(())
     }
 
-    /// Sends one sealed video frame. Before the answer, frames are dropped.
+    /// Sends one sealed video frame. Until the connection is up, frames are
+    /// dropped (and not counted as sent: nothing would carry them).
     pub async fn write_video(&self, sealed: Vec<u8>, duration: Duration) -> Result<bool> {
         let Some(pt) = self.video_pt.get().copied() else { return Ok(false) };
         self.write(&self.video, self.video_ssrc, pt, sealed, duration).await
@@ -315,6 +323,9 @@ impl Publisher {
         sealed: Vec<u8>,
         duration: Duration,
     ) -> Result<bool> {
+        if !self.connected.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
         let len = sealed.len() as u64;
         let sample = Sample { data: Bytes::from(sealed), duration, ..Sample::new(Instant::now()) };
         match track.sample_writer(ssrc, pt).write_sample(&sample).await {
@@ -391,7 +402,8 @@ impl Subscriber {
     ) -> Result<(Self, String)> {
         let (gathering_tx, mut gathering_rx) = watch::channel(false);
         let (tracks_tx, mut tracks_rx) = mpsc::unbounded_channel::<Arc<dyn TrackRemote>>();
-        let handler = Handler { peer, gathering: gathering_tx, events, tracks: Some(tracks_tx) };
+        let connected = Arc::new(AtomicBool::new(false));
+        let handler = Handler { peer, connected, gathering: gathering_tx, events, tracks: Some(tracks_tx) };
         let pc = build_connection(codec, handler).await?;
         tokio::spawn(async move {
             while let Some(track) = tracks_rx.recv().await {
