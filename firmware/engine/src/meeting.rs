@@ -26,7 +26,7 @@ use cloakroom_media::send::{
     AudioSendSettings, AudioSender, AudioSource, TestPattern, VideoSendSettings, VideoSender, VideoSource,
 };
 use cloakroom_media::{Codec, EncodedFrame};
-use cloakroom_meeting::{Connector as Service, MeetingLink, RoomId};
+use cloakroom_meeting::{MeetingLink, RoomId, Target};
 use tokio::sync::mpsc;
 use webrtc::peer_connection::RTCPeerConnectionState;
 
@@ -117,10 +117,10 @@ pub struct Signalling {
 pub fn signalling_for(link: &MeetingLink, display: &str) -> Signalling {
     let (input_tx, input_rx) = mpsc::channel::<Input>(64);
     let (event_tx, event_rx) = mpsc::channel::<Event>(64);
-    let driver = match link.connector() {
-        Service::JanusVideoRoom => {
+    let driver = match link.target() {
+        Target::Janus(janus) => {
             let settings = JanusSettings {
-                room: match link.room() {
+                room: match janus.room() {
                     RoomId::Number(n) => Room::Number(*n),
                     RoomId::Text(s) => Room::Text(s.clone()),
                 },
@@ -130,7 +130,7 @@ pub fn signalling_for(link: &MeetingLink, display: &str) -> Signalling {
             };
             let session = Box::new(JanusSession::new(Instant::now(), settings));
             tokio::spawn(transport::websocket::run(
-                link.server_url(),
+                janus.server_url(),
                 Some(cloakroom_connectors::janus::messages::WS_PROTOCOL),
                 session,
                 input_rx,
@@ -139,7 +139,7 @@ pub fn signalling_for(link: &MeetingLink, display: &str) -> Signalling {
         }
         // A link this build parses but has no connector for.
         other => {
-            tracing::error!(service = ?other, "no connector for this kind of meeting link in this build");
+            tracing::error!(service = %other, "no connector for this kind of meeting link in this build");
             tokio::spawn(async {
                 ConnectorState::Failed(Failure {
                     error: ConnectorError::Unsupported { what: "this kind of meeting link" },

@@ -1,5 +1,11 @@
 //! Meeting links: what the room is asked to join, and the key it joins with.
 //!
+//! A link is a service's target (where and what to join, parsed by that
+//! service's module: [`janus`]) and, in the fragment, the meeting key (parsed
+//! here, the same for every service). The scheme picks the service. A new
+//! service is a module with its target type, a [`Target`] variant and its
+//! schemes in [`MeetingLink::parse_with`].
+//!
 //! A Janus VideoRoom link looks like
 //!
 //! ```text
@@ -76,27 +82,39 @@ pub enum LinkError {
     InvalidCharacter,
 }
 
-/// Which connector a link asks for and how to reach it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub mod janus;
+
+pub use janus::{JanusTarget, RoomId};
+
+/// What a link asks to join, per service.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Connector {
-    /// Janus VideoRoom over its WebSocket JSON API.
-    JanusVideoRoom,
+pub enum Target {
+    /// A Janus VideoRoom room over Janus's WebSocket JSON API.
+    Janus(JanusTarget),
 }
 
-/// A Janus VideoRoom room id: a number (Janus's default) or a string (rooms
-/// configured with `string_ids`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum RoomId {
-    Number(u64),
-    Text(String),
+impl Target {
+    /// The server to connect to, without anything from the fragment.
+    pub fn server_url(&self) -> String {
+        match self {
+            Self::Janus(t) => t.server_url(),
+        }
+    }
+
+    /// The string that names the meeting within its server, for deriving a
+    /// passphrase key (so one passphrase gives different keys in different rooms).
+    fn key_context(&self) -> String {
+        match self {
+            Self::Janus(t) => t.room().to_string(),
+        }
+    }
 }
 
-impl fmt::Display for RoomId {
+impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Number(n) => write!(f, "{n}"),
-            Self::Text(s) => f.write_str(s),
+            Self::Janus(t) => fmt::Display::fmt(t, f),
         }
     }
 }
@@ -115,12 +133,7 @@ pub enum KeySource {
 /// A parsed meeting link. `Display` and `Debug` redact the key.
 #[derive(Clone)]
 pub struct MeetingLink {
-    connector: Connector,
-    secure: bool,
-    host: String,
-    port: Option<u16>,
-    path: String,
-    room: RoomId,
+    target: Target,
     key: Option<(KeyMaterial, KeySource)>,
 }
 
@@ -156,65 +169,28 @@ impl MeetingLink {
         let (scheme, rest) = before_fragment
             .split_once("://")
             .ok_or_else(|| LinkError::UnknownScheme { scheme: truncate(before_fragment, 32) })?;
-        let secure = match scheme.to_ascii_lowercase().as_str() {
-            "janus+wss" => true,
-            "janus+ws" => false,
+        let target = match scheme.to_ascii_lowercase().as_str() {
+            "janus+wss" => Target::Janus(JanusTarget::parse(true, rest)?),
+            "janus+ws" => Target::Janus(JanusTarget::parse(false, rest)?),
             _ => return Err(LinkError::UnknownScheme { scheme: truncate(scheme, 32) }),
         };
-        let (hier, query) = match rest.split_once('?') {
-            Some((h, q)) => (h, q),
-            None => (rest, ""),
-        };
-        let (authority, path) = match hier.find('/') {
-            Some(i) => (&hier[..i], &hier[i..]),
-            None => (hier, ""),
-        };
-        let (host, port) = parse_authority(authority)?;
-        let room = parse_query(query)?;
         let key = match (fragment.filter(|f| !f.is_empty()), policy) {
-            (Some(fragment), _) => Some(parse_fragment(fragment, &room)?),
+            (Some(fragment), _) => Some(parse_fragment(fragment, &target.key_context())?),
             (None, KeyPolicy::Required) => return Err(LinkError::MissingKey),
             (None, KeyPolicy::Optional) => None,
         };
-        Ok(Self {
-            connector: Connector::JanusVideoRoom,
-            secure,
-            host,
-            port,
-            path: if path.is_empty() { "/".to_owned() } else { path.to_owned() },
-            room,
-            key,
-        })
+        Ok(Self { target, key })
     }
 
-    /// The connector this link selects.
-    pub fn connector(&self) -> Connector {
-        self.connector
+    /// What the link asks to join.
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
-    /// The WebSocket URL of the server, without the room and without the
-    /// key: `wss://host[:port]/path`. This is all that is ever sent out.
+    /// The server to connect to, without the fragment. This and what the
+    /// service's protocol needs of the target is all that is ever sent out.
     pub fn server_url(&self) -> String {
-        let scheme = if self.secure { "wss" } else { "ws" };
-        match self.port {
-            Some(port) => format!("{scheme}://{}:{port}{}", self.host, self.path),
-            None => format!("{scheme}://{}{}", self.host, self.path),
-        }
-    }
-
-    /// Whether the WebSocket runs over TLS (`janus+wss`).
-    pub fn is_secure(&self) -> bool {
-        self.secure
-    }
-
-    /// The server's host name or address (IPv6 in brackets).
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    /// The room to join.
-    pub fn room(&self) -> &RoomId {
-        &self.room
+        self.target.server_url()
     }
 
     /// The meeting's key material (the `jitsi` format's 32 bytes); `None`
@@ -231,9 +207,7 @@ impl MeetingLink {
 
 impl fmt::Display for MeetingLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.secure { "janus+wss" } else { "janus+ws" };
-        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
-        write!(f, "{scheme}://{}{port}{}?room={}", self.host, self.path, self.room)?;
+        write!(f, "{}", self.target)?;
         if self.key.is_some() { f.write_str("#[redacted]") } else { Ok(()) }
     }
 }
@@ -241,91 +215,23 @@ impl fmt::Display for MeetingLink {
 impl fmt::Debug for MeetingLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeetingLink")
-            .field("connector", &self.connector)
-            .field("server_url", &self.server_url())
-            .field("room", &self.room)
+            .field("target", &self.target)
             .field("key", &self.key.as_ref().map(|_| "[redacted]"))
             .field("key_source", &self.key_source())
             .finish()
     }
 }
 
-/// Derives key material from a passphrase for a room, as `#passphrase=` links do.
-pub fn passphrase_key(passphrase: &str, room: &RoomId) -> KeyMaterial {
-    let salt = format!("{PASSPHRASE_SALT_PREFIX}{room}");
+/// Derives key material from a passphrase for a meeting (`context`: a Janus
+/// room id as written in the link), as `#passphrase=` links do.
+pub fn passphrase_key(passphrase: &str, context: &str) -> KeyMaterial {
+    let salt = format!("{PASSPHRASE_SALT_PREFIX}{context}");
     let mut out = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase.as_bytes(), salt.as_bytes(), PASSPHRASE_ITERATIONS, &mut out);
     KeyMaterial::from_bytes(&mut out)
 }
 
-fn parse_authority(authority: &str) -> Result<(String, Option<u16>), LinkError> {
-    if authority.contains('@') {
-        // Userinfo would be sent to the server; links carry no credentials.
-        return Err(LinkError::InvalidHost { host: "[userinfo]".to_owned() });
-    }
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']').ok_or_else(|| LinkError::InvalidHost { host: truncate(authority, 64) })?;
-        let inside = &rest[..end];
-        if inside.is_empty() || !inside.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
-            return Err(LinkError::InvalidHost { host: truncate(authority, 64) });
-        }
-        let after = &rest[end + 1..];
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| LinkError::InvalidHost { host: truncate(authority, 64) })?),
-        };
-        (format!("[{inside}]"), port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), Some(p)),
-            None => (authority.to_owned(), None),
-        }
-    };
-    if host.is_empty() || host == "[]" {
-        return Err(LinkError::MissingHost);
-    }
-    if !host.starts_with('[')
-        && (host.len() > 253 || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-    {
-        return Err(LinkError::InvalidHost { host: truncate(&host, 64) });
-    }
-    let port = match port {
-        None => None,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n != 0 && p.chars().all(|c| c.is_ascii_digit()) => Some(n),
-            _ => return Err(LinkError::InvalidPort { port: truncate(p, 16) }),
-        },
-    };
-    Ok((host.to_ascii_lowercase(), port))
-}
-
-fn parse_query(query: &str) -> Result<RoomId, LinkError> {
-    let mut room = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match name {
-            "room" => room = Some(parse_room(value)?),
-            _ => return Err(LinkError::UnknownParameter { name: truncate(name, 32) }),
-        }
-    }
-    room.ok_or(LinkError::MissingRoom)
-}
-
-fn parse_room(value: &str) -> Result<RoomId, LinkError> {
-    let invalid = || LinkError::InvalidRoom { room: truncate(value, 64) };
-    if value.is_empty() || value.len() > 64 {
-        return Err(invalid());
-    }
-    if value.chars().all(|c| c.is_ascii_digit()) {
-        return value.parse::<u64>().map(RoomId::Number).map_err(|_| invalid());
-    }
-    if value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Ok(RoomId::Text(value.to_owned()));
-    }
-    Err(invalid())
-}
-
-fn parse_fragment(fragment: &str, room: &RoomId) -> Result<(KeyMaterial, KeySource), LinkError> {
+fn parse_fragment(fragment: &str, context: &str) -> Result<(KeyMaterial, KeySource), LinkError> {
     if let Some(encoded) = fragment.strip_prefix("e2ee=") {
         // 32 bytes are exactly 43 characters unpadded; anything else is refused
         // before decoding so a long input costs nothing.
@@ -341,7 +247,7 @@ fn parse_fragment(fragment: &str, room: &RoomId) -> Result<(KeyMaterial, KeySour
         if passphrase.is_empty() {
             return Err(LinkError::InvalidPassphrase);
         }
-        return Ok((passphrase_key(&passphrase, room), KeySource::Passphrase));
+        return Ok((passphrase_key(&passphrase, context), KeySource::Passphrase));
     }
     Err(LinkError::UnknownKeyForm)
 }
@@ -372,7 +278,7 @@ fn percent_decode(s: &str) -> Option<Zeroizing<String>> {
 
 /// Shortens what an error echoes back (never the fragment: callers pass only
 /// parts before `#`).
-fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 

@@ -22,11 +22,11 @@ fn same_key(a: &KeyMaterial, b: &KeyMaterial) -> bool {
 fn parses_a_full_wss_link() {
     let link = MeetingLink::parse(&format!("janus+wss://Janus.Example.org:8989/janus?room=1234#e2ee={KEY_0_31}"))
         .expect("valid link");
-    assert_eq!(link.connector(), Connector::JanusVideoRoom);
-    assert!(link.is_secure());
-    assert_eq!(link.host(), "janus.example.org");
+    let Target::Janus(janus) = link.target();
+    assert!(janus.is_secure());
+    assert_eq!(janus.host(), "janus.example.org");
     assert_eq!(link.server_url(), "wss://janus.example.org:8989/janus");
-    assert_eq!(link.room(), &RoomId::Number(1234));
+    assert_eq!(janus.room(), &RoomId::Number(1234));
     assert_eq!(link.key_source(), Some(KeySource::Shared));
     assert!(same_key(link.key().expect("key"), &KeyMaterial::from_hex(HEX_0_31).expect("hex")));
 }
@@ -34,11 +34,13 @@ fn parses_a_full_wss_link() {
 #[test]
 fn parses_ws_ipv4_and_ipv6_and_text_rooms() {
     let a = MeetingLink::parse(&format!("janus+ws://10.231.7.2:8188/?room=7#e2ee={KEY_0_31}")).expect("ipv4");
-    assert!(!a.is_secure());
+    let Target::Janus(janus) = a.target();
+    assert!(!janus.is_secure());
     assert_eq!(a.server_url(), "ws://10.231.7.2:8188/");
     let b = MeetingLink::parse(&format!("janus+ws://[::1]:8188?room=board-room_2#e2ee={KEY_0_31}")).expect("ipv6");
     assert_eq!(b.server_url(), "ws://[::1]:8188/");
-    assert_eq!(b.room(), &RoomId::Text("board-room_2".into()));
+    let Target::Janus(janus) = b.target();
+    assert_eq!(janus.room(), &RoomId::Text("board-room_2".into()));
     let c = MeetingLink::parse(&format!("janus+wss://host?room=1#e2ee={KEY_0_31}")).expect("no port");
     assert_eq!(c.server_url(), "wss://host/");
 }
@@ -76,10 +78,10 @@ fn passphrase_matches_independent_pbkdf2() {
 
 #[test]
 fn passphrase_key_depends_on_room() {
-    let a = passphrase_key("same words", &RoomId::Number(1));
-    let b = passphrase_key("same words", &RoomId::Number(2));
+    let a = passphrase_key("same words", "1");
+    let b = passphrase_key("same words", "2");
     assert!(!same_key(&a, &b));
-    assert!(same_key(&a, &passphrase_key("same words", &RoomId::Number(1))));
+    assert!(same_key(&a, &passphrase_key("same words", "1")));
 }
 
 #[test]
