@@ -1,6 +1,6 @@
 // Per-frame end-to-end encryption as lib-jitsi-meet does it ("jitsi" format),
 // plus the NAL-aware H.264 layout LiveKit's frame cryptor uses ("h264").
-// Written from the format description in /work/shared/DESIGN.md.
+// Written from the format description of the `jitsi` frame format (firmware/frame/src/jitsi.rs, docs/ARCHITECTURE.md).
 //
 // One ES module with no imports, so that it runs unchanged in the browser's
 // encoded-transform worker and in Node 20 (globalThis.crypto.subtle), where
