@@ -5,16 +5,15 @@
 #![no_main]
 
 use bytes::Bytes;
-use cloakroom_engine::reassembly::FrameAssembler;
+use cloakroom_engine::reassembly::{FrameAssembler, H264Depacketizer};
 use libfuzzer_sys::fuzz_target;
-use rtc_rtp::codec::h264::H264Packet;
 use rtc_rtp::codec::vp8::Vp8Packet;
 
 fuzz_target!(|input: (bool, u8, Vec<(u16, u32, bool, Vec<u8>)>)| {
     let (h264, window, packets) = input;
     let window = u16::from(window.max(1));
     if h264 {
-        run(FrameAssembler::new(H264Packet::default(), window), &packets);
+        run(FrameAssembler::new(H264Depacketizer::default(), window), &packets);
     } else {
         run(FrameAssembler::new(Vp8Packet::default(), window), &packets);
     }

@@ -36,7 +36,6 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -45,7 +44,7 @@ use rtc::rtp_transceiver::{PayloadType, RTCRtpTransceiverDirection, RTCRtpTransc
 use rtc::sansio::Protocol;
 use tokio::sync::{mpsc, watch};
 
-use crate::reassembly::FrameAssembler;
+use crate::reassembly::{FrameAssembler, H264Depacketizer};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -445,7 +444,7 @@ async fn read_track(track: Arc<dyn TrackRemote>, frames: mpsc::Sender<RemoteFram
     };
     tracing::info!(?kind, ssrc, "remote track");
     let mut assembler = match kind {
-        Codec::H264 => Assembler::H264(FrameAssembler::new(H264Packet::default(), 256)),
+        Codec::H264 => Assembler::H264(FrameAssembler::new(H264Depacketizer::default(), 256)),
         Codec::Opus => Assembler::Opus,
         _ => Assembler::Vp8(FrameAssembler::new(Vp8Packet::default(), 128)),
     };
@@ -492,7 +491,7 @@ async fn read_track(track: Arc<dyn TrackRemote>, frames: mpsc::Sender<RemoteFram
 
 enum Assembler {
     Vp8(FrameAssembler<Vp8Packet>),
-    H264(FrameAssembler<H264Packet>),
+    H264(FrameAssembler<H264Depacketizer>),
     Opus,
 }
 

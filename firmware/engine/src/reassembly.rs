@@ -8,7 +8,48 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rtc_rtp::codec::h264::H264Packet;
 use rtc_rtp::packetizer::Depacketizer;
+use rtc_shared::error::{Error as RtpError, Result as RtpResult};
+
+/// RFC 6184 §5.7.1: a single-time aggregation packet (STAP-A).
+const STAP_A: u8 = 24;
+
+/// The H.264 depacketizer of the `rtc` stack with the aggregation packets it
+/// reads checked first: rtc-rtp 0.21.1 indexes past the end of a STAP-A
+/// whose last NAL unit size is cut to one byte (found by the
+/// `frame_reassembly` fuzz target) and panics. Such a packet is refused as
+/// short instead.
+#[derive(Default)]
+pub struct H264Depacketizer(H264Packet);
+
+impl Depacketizer for H264Depacketizer {
+    fn depacketize(&mut self, packet: &Bytes) -> RtpResult<Bytes> {
+        if packet.first().is_some_and(|b| b & 0x1f == STAP_A) && !stap_a_is_whole(packet) {
+            return Err(RtpError::ErrShortPacket);
+        }
+        self.0.depacketize(packet)
+    }
+
+    fn is_partition_head(&self, payload: &Bytes) -> bool {
+        self.0.is_partition_head(payload)
+    }
+
+    fn is_partition_tail(&self, marker: bool, payload: &Bytes) -> bool {
+        self.0.is_partition_tail(marker, payload)
+    }
+}
+
+/// Whether every NAL unit of a STAP-A (after its one-byte header: 16-bit
+/// size, then that many bytes) lies inside the packet.
+fn stap_a_is_whole(packet: &[u8]) -> bool {
+    let mut at = 1;
+    while at < packet.len() {
+        let Some(size) = packet.get(at..at + 2) else { return false };
+        at += 2 + ((usize::from(size[0]) << 8) | usize::from(size[1]));
+    }
+    at == packet.len()
+}
 
 /// Video frames from RTP packets (RTP clock 90 kHz): a reorder window of
 /// `max_late` packets, pure logic without I/O.
@@ -192,7 +233,6 @@ impl<D: Depacketizer> FrameAssembler<D> {
 
 #[cfg(test)]
 mod tests {
-    use rtc_rtp::codec::h264::H264Packet;
     use rtc_rtp::codec::vp8::Vp8Packet;
 
     use super::*;
@@ -313,8 +353,23 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_h264_aggregation_packet_is_dropped_not_a_panic() {
+        // STAP-A: one NAL unit of 2 bytes, then one byte of a size: the
+        // bytes the fuzzer found to panic rtc-rtp's own depacketizer.
+        let mut a = FrameAssembler::new(H264Depacketizer::default(), 128);
+        a.push(1, 0, true, Bytes::from_static(&[0x18, 0x00, 0x02, 0x65, 0x88, 0x00]));
+        assert!(a.pop().is_none());
+        assert_eq!(a.dropped(), 1);
+        // A whole one goes through: both NAL units, each with a start code.
+        a.push(2, 3000, true, Bytes::from_static(&[0x18, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x65, 0x88]));
+        let (data, _) = a.pop().expect("a frame");
+        assert_eq!(data.as_ref(), &[0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x65, 0x88]);
+        assert!(!stap_a_is_whole(&[0x18, 0x00, 0x05, 1]));
+    }
+
+    #[test]
     fn assembler_depacketizes_h264_fragments_into_annex_b() {
-        let mut a = FrameAssembler::new(H264Packet::default(), 128);
+        let mut a = FrameAssembler::new(H264Depacketizer::default(), 128);
         // One IDR NAL (type 5) in two FU-A fragments.
         a.push(1, 0, false, Bytes::from_static(&[0x7c, 0x85, 0xaa, 0xbb]));
         assert!(a.pop().is_none());
