@@ -10,7 +10,7 @@
 //! with pairing and join-by-scan, the room's supervisor, the room screen,
 //! the mute button, systemd notifications; it joins when asked through the
 //! page or the API. With `--join` it joins one meeting from the command line
-//! and runs until Ctrl-C or SIGTERM ([`meeting`]).
+//! and runs until Ctrl-C or SIGTERM.
 //!
 //! Both run the room's supervisor ([`room`]), which starts meetings with
 //! `cloakroom-engine` and alone decides on retries. The daemon itself is
