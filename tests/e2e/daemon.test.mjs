@@ -169,7 +169,7 @@ test('h264 (h264 format): browser decodes the room, the room decodes the browser
   t.diagnostic(`room received from P-h264: ${JSON.stringify(p)}`);
   await leave(P);
   const exit = await d.stop();
-  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.deepEqual(exit, { code: 0, signal: null }, `the daemon's last lines:\n${d.stderr.slice(-40).join('\n')}`);
 }));
 
 test('no such room: the daemon does not retry what cannot work; it exits 1 with the room named', { timeout: 60000 }, step('no-such-room', async (t) => {

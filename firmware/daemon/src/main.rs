@@ -45,6 +45,11 @@ use cloakroom_meeting::MeetingLink;
 
 use crate::room::RoomRunner;
 
+/// How long leaving may take after Ctrl-C or SIGTERM before the daemon exits anyway.
+const LEAVE_LIMIT: Duration = Duration::from_secs(8);
+/// How long background work may go on once the daemon is done.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 #[derive(Parser, Debug)]
 #[command(name = "cloakroomd", version, about = "The cloakroom room daemon: end-to-end encrypted meetings")]
 #[command(group(clap::ArgGroup::new("run_as").required(true).args(["join", "config"])))]
@@ -113,13 +118,17 @@ fn main() -> ExitCode {
         .build()
         .context("start the async runtime")
         .and_then(|runtime| {
-            runtime.block_on(async {
+            let result = runtime.block_on(async {
                 match (&cli.config, &cli.join) {
                     (Some(config), _) => appliance::run(config, cli.print_pairing, logs, started).await,
                     (None, Some(join)) => join_from_command_line(&cli, join, started).await,
                     (None, None) => bail!("give --config FILE or --join LINK"),
                 }
-            })
+            });
+            // Work still running (a peer connection closing, a pipeline
+            // stopping) gets a moment, not a veto over exiting.
+            runtime.shutdown_timeout(SHUTDOWN_GRACE);
+            result
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,18 +159,26 @@ async fn join_from_command_line(cli: &Cli, join: &str, started: Instant) -> Resu
     room.handle_input(Input::Join(link));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut stopping = false;
+    let leave_limit = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    tokio::pin!(leave_limit);
     let mut last_error = None;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c(), if !stopping => {
                 tracing::info!("Ctrl-C: leaving");
                 stopping = true;
+                leave_limit.as_mut().reset(tokio::time::Instant::now() + LEAVE_LIMIT);
                 room.handle_input(Input::Leave);
             }
             _ = sigterm.recv(), if !stopping => {
                 tracing::info!("SIGTERM: leaving");
                 stopping = true;
+                leave_limit.as_mut().reset(tokio::time::Instant::now() + LEAVE_LIMIT);
                 room.handle_input(Input::Leave);
+            }
+            () = &mut leave_limit, if stopping => {
+                tracing::warn!(seconds = LEAVE_LIMIT.as_secs(), "the meeting did not end in time: exiting anyway");
+                return Ok(());
             }
             Some(output) = outputs.recv() => runner.handle(output, || Ok(settings.clone())),
             Some(generation) = ended.recv() => runner.finished(generation),
