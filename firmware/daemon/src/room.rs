@@ -180,8 +180,6 @@ async fn forward_events(
             MeetingEvent::ParticipantLeft { participant } => {
                 room.handle_input(Input::ParticipantLeft { id: participant.0 })
             }
-            // Logged by the meeting; the connector decides what follows.
-            MeetingEvent::PeerFailed { .. } => {}
             MeetingEvent::Stats(now_stats) => {
                 let now = Instant::now();
                 room.handle_input(Input::Media(media_stats(last.as_ref(), now, &now_stats)));

@@ -82,11 +82,6 @@ pub enum MeetingEvent {
     ParticipantLeft {
         participant: ParticipantId,
     },
-    /// A peer connection could not be built or failed; the connector decides what follows.
-    PeerFailed {
-        peer: PeerId,
-        reason: String,
-    },
     /// Numbers for the page and `/metrics`, about once a second.
     Stats(Stats),
 }
@@ -490,10 +485,10 @@ impl Meeting<'_> {
         }
     }
 
-    /// Tells the connector, the log and the page that a peer failed, with the whole cause.
+    /// Tells the connector and the log that a peer failed, with the whole cause
+    /// (the page hears it from the supervisor if the connector gives up the meeting).
     async fn peer_failed(&mut self, peer: PeerId, reason: String) {
         tracing::error!(%peer, error = %reason, "peer connection failed");
-        let _ = self.events.send(MeetingEvent::PeerFailed { peer: peer.clone(), reason: reason.clone() });
         let _ = self.inputs.send(Input::PeerFailed { peer, reason }).await;
     }
 
