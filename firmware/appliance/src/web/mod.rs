@@ -14,10 +14,12 @@
 //! The API is documented in `firmware/appliance/README.md`.
 
 pub mod api;
+mod server;
 pub mod tls;
 
+pub use server::WebServer;
+
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,7 +31,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cloakroom_meeting::MeetingLink;
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::ApplianceError;
@@ -167,77 +168,14 @@ pub struct WebContext {
     pub logs: LogBuffer,
 }
 
-/// A running web server.
-#[derive(Debug)]
-pub struct WebServer {
-    /// Where HTTPS listens.
-    pub https_addr: SocketAddr,
-    /// Where the HTTP redirect listens.
-    pub http_addr: SocketAddr,
-    /// SHA-256 fingerprint of the device certificate.
-    pub fingerprint: String,
-    /// The device certificate (DER), e.g. for a client to trust.
-    pub certificate: Vec<u8>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl WebServer {
-    /// Binds both ports from the settings, loads or makes the device
-    /// certificate, and serves until dropped. Must run inside a tokio runtime.
-    pub async fn start(ctx: WebContext) -> Result<Self, ApplianceError> {
-        let settings = lock(&ctx.config).settings().clone();
-        let names = vec![mdns_name(&settings.room_name), "localhost".to_owned(), settings.bind.to_string()];
-        let cert = tls::DeviceCertificate::load_or_create(&settings.state_dir, &names)?;
-        let fingerprint = cert.fingerprint();
-        let https_tcp = TcpListener::bind((settings.bind, settings.https_port))
-            .await
-            .map_err(|e| ApplianceError::io(format!("https port {}", settings.https_port), e))?;
-        let http_tcp = TcpListener::bind((settings.bind, settings.http_port))
-            .await
-            .map_err(|e| ApplianceError::io(format!("http port {}", settings.http_port), e))?;
-        let https_addr = https_tcp.local_addr().map_err(|e| ApplianceError::io("https port", e))?;
-        let http_addr = http_tcp.local_addr().map_err(|e| ApplianceError::io("http port", e))?;
-        let tls_listener =
-            tls::TlsListener::new(https_tcp, cert.server_config()?).map_err(|e| ApplianceError::io("https port", e))?;
-
-        restore_sessions(&ctx, &settings.state_dir);
-        let app = router(AppState { ctx, fingerprint: fingerprint.clone(), state_dir: settings.state_dir.clone() });
-        let https_port = https_addr.port();
-        let redirect = Router::new().fallback(move |headers: HeaderMap, req: Request| async move {
-            redirect_to_https(&headers, req.uri(), https_port)
-        });
-        let tasks = vec![
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(tls_listener, app).await {
-                    tracing::error!("https server stopped: {e}");
-                }
-            }),
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(http_tcp, redirect).await {
-                    tracing::error!("http redirect stopped: {e}");
-                }
-            }),
-        ];
-        Ok(Self { https_addr, http_addr, fingerprint, certificate: cert.der().to_vec(), tasks })
-    }
-}
-
-impl Drop for WebServer {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
 #[derive(Clone)]
-struct AppState {
-    ctx: WebContext,
-    fingerprint: String,
-    state_dir: std::path::PathBuf,
+pub(crate) struct AppState {
+    pub(crate) ctx: WebContext,
+    pub(crate) fingerprint: String,
+    pub(crate) state_dir: std::path::PathBuf,
 }
 
-fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { page(INDEX_HTML) }))
         .route("/join", get(|| async { page(JOIN_HTML) }))
@@ -603,34 +541,6 @@ async fn metrics(State(st): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }
 
-fn redirect_to_https(headers: &HeaderMap, uri: &axum::http::Uri, https_port: u16) -> Response {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    let host = strip_port(host);
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    if !valid {
-        return (StatusCode::BAD_REQUEST, "missing or invalid Host header\n").into_response();
-    }
-    let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let location = format!("https://{host}{port}{path}");
-    match HeaderValue::from_str(&location) {
-        Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
-        Err(_) => (StatusCode::BAD_REQUEST, "invalid request target\n").into_response(),
-    }
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |i| &host[..=i]);
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
-}
-
 /// The `<name>.local` host name derived from the room name.
 pub fn mdns_name(room_name: &str) -> String {
     let mut label: String =
@@ -651,7 +561,7 @@ fn unix_now() -> u64 {
 }
 
 /// Loads saved sessions into `pairing`; a missing or unreadable file means nobody is paired.
-fn restore_sessions(ctx: &WebContext, state_dir: &std::path::Path) {
+pub(crate) fn restore_sessions(ctx: &WebContext, state_dir: &std::path::Path) {
     let path = state_dir.join(SESSIONS_FILE);
     let Ok(bytes) = std::fs::read(&path) else { return };
     match serde_json::from_slice::<StoredSessions>(&bytes) {
@@ -671,7 +581,7 @@ fn save_sessions(st: &AppState) {
 }
 
 /// Locks a mutex, carrying on after a panic elsewhere (the data are plain values).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -684,20 +594,6 @@ mod tests {
         assert_eq!(mdns_name("Meeting room"), "meeting-room.local");
         assert_eq!(mdns_name("  Ärger!! 3 "), "rger-3.local");
         assert_eq!(mdns_name("!!!"), "cloakroom.local");
-    }
-
-    #[test]
-    fn redirect_keeps_path_and_refuses_bad_hosts() {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("room.local:8080"));
-        let uri: axum::http::Uri = "/join?x=1".parse().expect("uri");
-        let r = redirect_to_https(&h, &uri, 8443);
-        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
-        assert_eq!(r.headers()[header::LOCATION], "https://room.local:8443/join?x=1");
-        let r = redirect_to_https(&h, &uri, 443);
-        assert_eq!(r.headers()[header::LOCATION], "https://room.local/join?x=1");
-        h.insert(header::HOST, HeaderValue::from_static("evil.example/x@"));
-        assert_eq!(redirect_to_https(&h, &uri, 443).status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]
