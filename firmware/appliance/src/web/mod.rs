@@ -173,6 +173,8 @@ pub(crate) struct AppState {
     pub(crate) ctx: WebContext,
     pub(crate) fingerprint: String,
     pub(crate) state_dir: std::path::PathBuf,
+    /// The names this device answers to (see [`host_allowed`]).
+    pub(crate) names: Vec<String>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -541,6 +543,37 @@ async fn metrics(State(st): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }
 
+/// Whether a `Host` header (port stripped or not) names this device: one of
+/// `names` (the `.local` name, `localhost`, the bound address) or any IP
+/// address literal. Anything else is refused: a DNS name the device does not
+/// own pointing at it is how DNS rebinding reaches a LAN device.
+pub(crate) fn host_allowed(host: &str, names: &[String]) -> bool {
+    let host = strip_port(host);
+    let bare = match host.strip_prefix('[') {
+        Some(inner) => match inner.strip_suffix(']') {
+            Some(inner) => inner,
+            None => return false,
+        },
+        None => host,
+    };
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let host = host.trim_end_matches('.');
+    !host.is_empty() && names.iter().any(|n| n.eq_ignore_ascii_case(host))
+}
+
+/// `host` without a trailing `:port` (IPv6 literals keep their brackets).
+pub(crate) fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+        _ => host,
+    }
+}
+
 /// The `<name>.local` host name derived from the room name.
 pub fn mdns_name(room_name: &str) -> String {
     let mut label: String =
@@ -594,6 +627,18 @@ mod tests {
         assert_eq!(mdns_name("Meeting room"), "meeting-room.local");
         assert_eq!(mdns_name("  Ärger!! 3 "), "rger-3.local");
         assert_eq!(mdns_name("!!!"), "cloakroom.local");
+    }
+
+    #[test]
+    fn only_the_devices_own_names_and_ip_literals_are_hosts() {
+        let names = vec!["room.local".to_owned(), "localhost".to_owned(), "0.0.0.0".to_owned()];
+        for ok in ["room.local", "ROOM.local:8443", "room.local.", "localhost:443", "192.168.1.20", "[::1]:8443", "::1"]
+        {
+            assert!(host_allowed(ok, &names), "{ok}");
+        }
+        for bad in ["evil.example", "room.local.evil.example", "", ":443", "[::1", "room.local@evil"] {
+            assert!(!host_allowed(bad, &names), "{bad}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
-use super::{AppState, WebContext, lock, mdns_name, restore_sessions, router, tls};
+use super::{AppState, WebContext, lock, mdns_name, restore_sessions, router, strip_port, tls};
 use crate::ApplianceError;
 
 /// A running web server.
@@ -46,7 +46,12 @@ impl WebServer {
             tls::TlsListener::new(https_tcp, cert.server_config()?).map_err(|e| ApplianceError::io("https port", e))?;
 
         restore_sessions(&ctx, &settings.state_dir);
-        let app = router(AppState { ctx, fingerprint: fingerprint.clone(), state_dir: settings.state_dir.clone() });
+        let app = router(AppState {
+            ctx,
+            fingerprint: fingerprint.clone(),
+            state_dir: settings.state_dir.clone(),
+            names: names.clone(),
+        });
         let https_port = https_addr.port();
         let redirect = Router::new().fallback(move |headers: HeaderMap, req: Request| async move {
             redirect_to_https(&headers, req.uri(), https_port)
@@ -90,16 +95,6 @@ fn redirect_to_https(headers: &HeaderMap, uri: &axum::http::Uri, https_port: u16
     match HeaderValue::from_str(&location) {
         Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
         Err(_) => (StatusCode::BAD_REQUEST, "invalid request target\n").into_response(),
-    }
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |i| &host[..=i]);
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
     }
 }
 

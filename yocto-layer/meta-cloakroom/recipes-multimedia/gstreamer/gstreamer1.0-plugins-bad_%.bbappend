@@ -1,4 +1,4 @@
 # cloakroomd: kmssink (the room screen without a desktop). webrtcdsp (echo
 # cancellation) needs webrtc-audio-processing from meta-multimedia and is
 # enabled in dynamic-layers/multimedia-layer.
-PACKAGECONFIG:append:cloakroom = " kms"
+PACKAGECONFIG:append:cloakroom-distro = " kms"

@@ -1,3 +1,4 @@
-# cloakroomd: alsasrc/alsasink and Opus encode/decode. No pango: the daemon
-# draws the room screen's text itself from ttf-bitstream-vera.
-PACKAGECONFIG:append:cloakroom = " alsa opus"
+# cloakroomd: alsasrc/alsasink. No pango: the daemon draws the room
+# screen's text itself from ttf-bitstream-vera. Opus (libopus, meta-oe) is
+# enabled in dynamic-layers/openembedded-layer.
+PACKAGECONFIG:append:cloakroom-distro = " alsa"

@@ -1,4 +1,4 @@
 # cloakroomd: v4l2src and the Pi 4 hardware encoder (v4l2h264enc on
-# /dev/video11), vp8enc/vp8dec (VP8 is what Jitsi end-to-end encryption
-# uses), pngenc for the idle screen's QR code.
-PACKAGECONFIG:append:cloakroom = " v4l2 vpx libpng"
+# /dev/video11), pngenc for the idle screen's QR code. VP8 (libvpx,
+# meta-oe) is enabled in dynamic-layers/openembedded-layer.
+PACKAGECONFIG:append:cloakroom-distro = " v4l2 libpng"
