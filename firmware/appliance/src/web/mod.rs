@@ -199,9 +199,23 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/join-token", get(join_token))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), check_host))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(log_requests))
         .with_state(state)
+}
+
+/// Refuses a request whose `Host` is not this device (421): a page on a
+/// DNS name that an attacker points at the device (DNS rebinding) never
+/// reaches the API.
+async fn check_host(State(st): State<AppState>, req: Request, next: axum::middleware::Next) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host());
+    if host.is_some_and(|h| host_allowed(h, &st.names)) {
+        next.run(req).await
+    } else {
+        tracing::debug!("request for another host refused");
+        (StatusCode::MISDIRECTED_REQUEST, "this device does not serve that host name\n").into_response()
+    }
 }
 
 /// Each request's start and answer at debug level (`RUST_LOG=cloakroom_appliance::web=debug`):

@@ -31,7 +31,7 @@ PV = "0.1.0+git"
 # commit to build; the all-zero SRCREV below is a placeholder that fails
 # at fetch time on purpose rather than building an unknown commit.
 CLOAKROOM_GIT_URI ??= "git://git.cloakroom.invalid/cloakroom.git;protocol=https;branch=main"
-SRC_URI = "${CLOAKROOM_GIT_URI};name=cloakroom;destsuffix=git"
+SRC_URI = "${CLOAKROOM_GIT_URI};name=cloakroom"
 SRCREV_cloakroom ??= "0000000000000000000000000000000000000000"
 # Crates fetched from git (if any) append to this in cloakroom-crates.inc.
 SRCREV_FORMAT = "cloakroom"
@@ -42,10 +42,8 @@ SRCREV_FORMAT = "cloakroom"
 # pick up fuzz/Cargo.lock).
 require cloakroom-crates.inc
 
-# Scarthgap has no UNPACKDIR (sources are unpacked into WORKDIR); styhead
-# and later define it. destsuffix=git above makes S the same on all of them.
-UNPACKDIR ??= "${WORKDIR}"
-S = "${UNPACKDIR}/git"
+# S: oe-core's default, ${UNPACKDIR}/${BP}, where the git fetcher unpacks
+# the repository (BB_GIT_DEFAULT_DESTSUFFIX).
 
 inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd
 

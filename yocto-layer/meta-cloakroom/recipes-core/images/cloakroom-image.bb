@@ -16,8 +16,26 @@ inherit core-image
 IMAGE_INSTALL = "\
     packagegroup-core-boot \
     packagegroup-cloakroom \
+    ${CLOAKROOM_LICENSED_CODECS} \
     ${CORE_IMAGE_EXTRA_INSTALL} \
 "
+
+# Codecs under LICENSE_FLAGS "commercial" (patents): the software H.264
+# encoder gstreamer1.0-plugins-ugly-x264 (what the Pi 5 and QEMU encode
+# H.264 with; the Pi 4 has a hardware encoder) and gstreamer1.0-libav.
+# None by default; a build that accepts their license flags lists them
+# here (the kas files do both, see yocto-layer/kas/common.yml). Without
+# them the daemon offers VP8 (and on the Pi 4 hardware H.264) only.
+CLOAKROOM_LICENSED_CODECS ??= ""
+
+# Opus and VP8, which the daemon cannot work without, need libopus and
+# libvpx from meta-oe (dynamic-layers/openembedded-layer enables them).
+# Without meta-oe the image would plan and then fail in do_rootfs; say so
+# at parse time instead. The rest of the layer parses with oe-core alone.
+python () {
+    if 'openembedded-layer' not in d.getVar('BBFILE_COLLECTIONS').split():
+        raise bb.parse.SkipRecipe("cloakroom-image needs meta-oe (openembedded-layer) for libopus and libvpx")
+}
 IMAGE_LINGUAS = ""
 
 # Headroom for logs and first-boot state in the root filesystem (KiB).

@@ -13,6 +13,10 @@ PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 inherit packagegroup
 
+# Codecs that need a "commercial" license flag (x264enc, libav) are not
+# here: whether to accept those licenses is the build's choice, made in
+# cloakroom-image (CLOAKROOM_LICENSED_CODECS).
+#
 # A/B updates (Raspberry Pi kas files): RAUC and the glue in dynamic-layers/rauc.
 # Listed first in RDEPENDS below.
 CLOAKROOM_AB_PACKAGES = "${@bb.utils.contains('DISTRO_FEATURES', 'rauc', 'cloakroom-ab rauc', '', d)}"
@@ -23,7 +27,6 @@ RDEPENDS:${PN} = "\
     ca-certificates \
     cloakroom \
     gstreamer1.0 \
-    gstreamer1.0-libav \
     gstreamer1.0-plugins-bad-kms \
     gstreamer1.0-plugins-bad-videoparsersbad \
     gstreamer1.0-plugins-base-alsa \
@@ -41,7 +44,6 @@ RDEPENDS:${PN} = "\
     gstreamer1.0-plugins-good-png \
     gstreamer1.0-plugins-good-video4linux2 \
     gstreamer1.0-plugins-good-vpx \
-    gstreamer1.0-plugins-ugly-x264 \
     systemd-conf \
     ttf-bitstream-vera \
 "

@@ -16,8 +16,7 @@ SRC_URI = "\
     file://var-lib-cloakroom.mount \
 "
 
-# Scarthgap has no UNPACKDIR (local files land in WORKDIR).
-UNPACKDIR ??= "${WORKDIR}"
+# Only local files: they are the source.
 S = "${UNPACKDIR}"
 
 inherit allarch systemd
