@@ -58,7 +58,7 @@ impl WebServer {
         });
         let tasks = vec![
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(tls_listener, app).await {
+                if let Err(e) = axum::serve(tls_listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
                     tracing::error!("https server stopped: {e}");
                 }
             }),
