@@ -264,6 +264,17 @@ async fn not_found(req: Request) -> Response {
     }
 }
 
+/// The address of the client a request came from (the TCP peer).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientAddr(pub(crate) std::net::SocketAddr);
+
+// Per listener type: a blanket impl over every listener would collide with axum's own.
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>> for ClientAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
 /// Which sessions may use a route.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Access {

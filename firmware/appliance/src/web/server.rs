@@ -58,7 +58,9 @@ impl WebServer {
         });
         let tasks = vec![
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(tls_listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
+                if let Err(e) =
+                    axum::serve(tls_listener, app.into_make_service_with_connect_info::<super::ClientAddr>()).await
+                {
                     tracing::error!("https server stopped: {e}");
                 }
             }),
