@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod appliance;
+mod harden;
 mod logs;
 mod notify;
 mod room;
@@ -112,6 +113,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
     let logs = logs::init();
+    harden::disable_core_dumps();
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
