@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use crate::{LinkError, truncate};
+use crate::{LinkError, shown};
 
 /// A Janus VideoRoom room id: a number (Janus's default) or a string (rooms
 /// configured with `string_ids`).
@@ -89,15 +89,15 @@ fn parse_authority(authority: &str) -> Result<(String, Option<u16>), LinkError> 
         return Err(LinkError::InvalidHost { host: "[userinfo]".to_owned() });
     }
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']').ok_or_else(|| LinkError::InvalidHost { host: truncate(authority, 64) })?;
+        let end = rest.find(']').ok_or_else(|| LinkError::InvalidHost { host: shown(authority) })?;
         let inside = &rest[..end];
         if inside.is_empty() || !inside.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
-            return Err(LinkError::InvalidHost { host: truncate(authority, 64) });
+            return Err(LinkError::InvalidHost { host: shown(authority) });
         }
         let after = &rest[end + 1..];
         let port = match after {
             "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| LinkError::InvalidHost { host: truncate(authority, 64) })?),
+            p => Some(p.strip_prefix(':').ok_or_else(|| LinkError::InvalidHost { host: shown(authority) })?),
         };
         (format!("[{inside}]"), port)
     } else {
@@ -112,13 +112,13 @@ fn parse_authority(authority: &str) -> Result<(String, Option<u16>), LinkError> 
     if !host.starts_with('[')
         && (host.len() > 253 || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
     {
-        return Err(LinkError::InvalidHost { host: truncate(&host, 64) });
+        return Err(LinkError::InvalidHost { host: shown(&host) });
     }
     let port = match port {
         None => None,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n != 0 && p.chars().all(|c| c.is_ascii_digit()) => Some(n),
-            _ => return Err(LinkError::InvalidPort { port: truncate(p, 16) }),
+            _ => return Err(LinkError::InvalidPort { port: shown(p) }),
         },
     };
     Ok((host.to_ascii_lowercase(), port))
@@ -130,14 +130,14 @@ fn parse_query(query: &str) -> Result<RoomId, LinkError> {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "room" => room = Some(parse_room(value)?),
-            _ => return Err(LinkError::UnknownParameter { name: truncate(name, 32) }),
+            _ => return Err(LinkError::UnknownParameter { name: shown(name) }),
         }
     }
     room.ok_or(LinkError::MissingRoom)
 }
 
 fn parse_room(value: &str) -> Result<RoomId, LinkError> {
-    let invalid = || LinkError::InvalidRoom { room: truncate(value, 64) };
+    let invalid = || LinkError::InvalidRoom { room: shown(value) };
     if value.is_empty() || value.len() > 64 {
         return Err(invalid());
     }

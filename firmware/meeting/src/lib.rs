@@ -80,9 +80,12 @@ pub enum LinkError {
     InvalidPassphrase,
     #[error("the link contains spaces or control characters")]
     InvalidCharacter,
+    #[error("the link's key must follow a plain `#` (this link has it before the `#`, or `#` written as `%23`)")]
+    MisplacedKey,
 }
 
 pub mod janus;
+pub mod text;
 
 pub use janus::{JanusTarget, RoomId};
 
@@ -166,13 +169,18 @@ impl MeetingLink {
             Some((b, f)) => (b, Some(f)),
             None => (link, None),
         };
+        let lower = before_fragment.to_ascii_lowercase();
+        if ["e2ee=", "passphrase=", "%23"].iter().any(|k| lower.contains(k)) {
+            // Whatever is wrong with such a link, its error must not echo a part of it.
+            return Err(LinkError::MisplacedKey);
+        }
         let (scheme, rest) = before_fragment
             .split_once("://")
-            .ok_or_else(|| LinkError::UnknownScheme { scheme: truncate(before_fragment, 32) })?;
+            .ok_or_else(|| LinkError::UnknownScheme { scheme: shown(before_fragment) })?;
         let target = match scheme.to_ascii_lowercase().as_str() {
             "janus+wss" => Target::Janus(JanusTarget::parse(true, rest)?),
             "janus+ws" => Target::Janus(JanusTarget::parse(false, rest)?),
-            _ => return Err(LinkError::UnknownScheme { scheme: truncate(scheme, 32) }),
+            _ => return Err(LinkError::UnknownScheme { scheme: shown(scheme) }),
         };
         let key = match (fragment.filter(|f| !f.is_empty()), policy) {
             (Some(fragment), _) => Some(parse_fragment(fragment, &target.key_context())?),
@@ -276,10 +284,17 @@ fn percent_decode(s: &str) -> Option<Zeroizing<String>> {
     Some(Zeroizing::new(text.to_owned()))
 }
 
-/// Shortens what an error echoes back (never the fragment: callers pass only
-/// parts before `#`).
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+/// Longest part of a link an error echoes back.
+pub const MAX_ECHO: usize = 16;
+
+/// What an error echoes of a part of a link: the part itself when it is
+/// short printable ASCII, otherwise nothing. Callers pass only parts before
+/// `#`, but a key pasted in the wrong place (a bare key, `%23` for `#`, a
+/// key as the host) is there too: keys are 43 characters or passphrases,
+/// and [`MeetingLink::parse_with`] shows nothing at all for a link that
+/// names a key form before its `#`.
+pub(crate) fn shown(s: &str) -> String {
+    if s.len() <= MAX_ECHO && s.bytes().all(|b| b.is_ascii_graphic()) { s.to_owned() } else { "[not shown]".to_owned() }
 }
 
 #[cfg(test)]

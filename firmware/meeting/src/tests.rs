@@ -102,7 +102,7 @@ fn refuses_bad_links_with_typed_errors() {
         (format!("janus+wss://host/?room=a.b{k}"), LinkError::InvalidRoom { room: "a.b".into() }),
         (
             format!("janus+wss://host/?room=99999999999999999999999{k}"),
-            LinkError::InvalidRoom { room: "99999999999999999999999".into() },
+            LinkError::InvalidRoom { room: "[not shown]".into() },
         ),
         (format!("janus+wss://host/?room=1&pin=2{k}"), LinkError::UnknownParameter { name: "pin".into() }),
         ("janus+wss://host/?room=1".into(), LinkError::MissingKey),
@@ -137,6 +137,33 @@ fn error_messages_never_echo_the_fragment() {
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
     }
+}
+
+#[test]
+fn a_key_pasted_in_the_wrong_place_is_never_echoed() {
+    // Security review finding 10: a percent-encoded `#`, a bare key, a key as the host or room.
+    let key = KEY_0_31;
+    for text in [
+        format!("janus+wss://host/?room=1%23e2ee={key}"),
+        format!("janus+wss://host/?room=1%23passphrase=horse"),
+        format!("janus+wss://host/?room=1&e2ee={key}"),
+        key.to_owned(),
+        format!("{key}://host/?room=1"),
+        format!("janus+wss://{key}_/?room=1"),
+        format!("janus+wss://host:{key}/?room=1"),
+        format!("janus+wss://host/?room={key}"),
+        format!("janus+wss://host/?{key}=1"),
+        "correct horse battery staple".to_owned(),
+        "correcthorsebatterystaple".to_owned(),
+    ] {
+        let err = MeetingLink::parse(&text).expect_err("invalid");
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains(&key[..12]) && !shown.contains("horse"), "{text}: {shown}");
+    }
+    assert_eq!(
+        MeetingLink::parse(&format!("janus+wss://host/?room=1%23e2ee={key}")).err(),
+        Some(LinkError::MisplacedKey)
+    );
 }
 
 #[test]
