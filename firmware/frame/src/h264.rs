@@ -83,45 +83,110 @@ pub fn trailing_zeros(data: &[u8]) -> usize {
 /// bytes directly precede `data` in the frame.
 pub fn escape(data: &[u8], zeros_before: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 4);
-    let mut zeros = zeros_before;
-    for &b in data {
-        if zeros >= 2 && b <= 3 {
-            out.push(3);
-            zeros = 0;
-        }
-        out.push(b);
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-    }
+    out.extend_from_slice(data);
+    escape_tail(&mut out, 0, zeros_before);
     out
 }
 
 /// Removes emulation-prevention bytes, refusing escaping that [`escape`]
 /// cannot have produced. The error is the offset of the offending byte.
 pub fn unescape(data: &[u8], zeros_before: usize) -> Result<Vec<u8>, usize> {
-    let mut out = Vec::with_capacity(data.len());
+    let mut out = data.to_vec();
+    unescape_tail(&mut out, 0, zeros_before)?;
+    Ok(out)
+}
+
+/// [`escape`] in place: escapes `buf[start..]`, with the zero bytes that end
+/// `buf[..start]` carried in (they are the frame's bytes just before it).
+///
+/// Without anything to escape (the common case: ciphertext rarely holds two
+/// zero bytes in a row) the buffer is only read. Otherwise it grows by the
+/// number of inserted bytes and only the part from the first insertion on
+/// moves, once.
+pub fn escape_in_place(buf: &mut Vec<u8>, start: usize) {
+    let zeros_before = trailing_zeros(&buf[..start]);
+    escape_tail(buf, start, zeros_before);
+}
+
+/// [`unescape`] in place on `buf[start..]`, with the zero bytes that end
+/// `buf[..start]` carried in. The buffer shrinks by the removed bytes; the
+/// error is the offending byte's offset from `start` (the buffer's contents
+/// are then unspecified).
+pub fn unescape_in_place(buf: &mut Vec<u8>, start: usize) -> Result<(), usize> {
+    let zeros_before = trailing_zeros(&buf[..start]);
+    unescape_tail(buf, start, zeros_before)
+}
+
+/// Escapes `buf[start..]` in place, `zeros_before` zero bytes preceding it.
+fn escape_tail(buf: &mut Vec<u8>, start: usize, zeros_before: usize) {
+    // Pass 1: where the first escape byte goes and how many there are.
     let mut zeros = zeros_before;
-    let mut i = 0;
-    while i < data.len() {
-        let b = data[i];
+    let mut first = None;
+    let mut extra = 0usize;
+    for (i, &b) in buf[start..].iter().enumerate() {
+        if zeros >= 2 && b <= 3 {
+            first.get_or_insert(start + i);
+            extra += 1;
+            zeros = 0;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    let Some(first) = first else { return };
+    // Pass 2: move the tail up by `extra` and copy it back down with the
+    // escape bytes inserted. The write position never passes the read
+    // position (it trails by the escapes still to come), so nothing unread
+    // is overwritten.
+    let old_len = buf.len();
+    buf.resize(old_len + extra, 0);
+    buf.copy_within(first..old_len, first + extra);
+    let mut read = first + extra;
+    let mut write = first;
+    // Two or more zeros precede `first`, or it would not have been escaped.
+    let mut zeros = 2;
+    while read < buf.len() {
+        let b = buf[read];
+        if zeros >= 2 && b <= 3 {
+            buf[write] = 3;
+            write += 1;
+            zeros = 0;
+        }
+        buf[write] = b;
+        write += 1;
+        read += 1;
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    debug_assert_eq!(write, buf.len());
+}
+
+/// Unescapes `buf[start..]` in place, `zeros_before` zero bytes preceding it.
+fn unescape_tail(buf: &mut Vec<u8>, start: usize, zeros_before: usize) -> Result<(), usize> {
+    let mut zeros = zeros_before;
+    let mut read = start;
+    let mut write = start;
+    let len = buf.len();
+    while read < len {
+        let b = buf[read];
         if zeros >= 2 {
             match b {
-                3 => match data.get(i + 1) {
+                3 => match buf.get(read + 1) {
                     Some(&next) if next <= 3 => {
                         zeros = 0;
-                        i += 1;
+                        read += 1;
                         continue;
                     }
-                    _ => return Err(i),
+                    _ => return Err(read - start),
                 },
-                0..=2 => return Err(i),
+                0..=2 => return Err(read - start),
                 _ => {}
             }
         }
-        out.push(b);
+        buf[write] = b;
+        write += 1;
+        read += 1;
         zeros = if b == 0 { zeros + 1 } else { 0 };
-        i += 1;
     }
-    Ok(out)
+    buf.truncate(write);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -165,5 +230,40 @@ mod tests {
         assert_eq!(unescape(&[0, 0, 3, 9], 0), Err(2));
         assert_eq!(unescape(&[0, 0, 3], 0), Err(2));
         assert_eq!(unescape(&[0, 0, 0], 0), Err(2));
+    }
+
+    /// The byte-by-byte definition `escape_in_place` must agree with.
+    fn escape_reference(data: &[u8], zeros_before: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut zeros = zeros_before;
+        for &b in data {
+            if zeros >= 2 && b <= 3 {
+                out.push(3);
+                zeros = 0;
+            }
+            out.push(b);
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+        }
+        out
+    }
+
+    #[test]
+    fn in_place_escaping_matches_the_reference() {
+        // Every sequence of up to 7 bytes over {0, 1, 3, 4}, after prefixes ending in 0, 1 or 2 zeros.
+        for prefix in [&[9u8, 9][..], &[9, 0], &[0, 0], &[]] {
+            for n in 0..=7u32 {
+                for code in 0..4u32.pow(n) {
+                    let data: Vec<u8> = (0..n).map(|i| [0u8, 1, 3, 4][(code / 4u32.pow(i) % 4) as usize]).collect();
+                    let mut buf = prefix.to_vec();
+                    buf.extend_from_slice(&data);
+                    escape_in_place(&mut buf, prefix.len());
+                    let expected = escape_reference(&data, trailing_zeros(prefix));
+                    assert_eq!(&buf[..prefix.len()], prefix);
+                    assert_eq!(&buf[prefix.len()..], &expected[..], "{prefix:?} {data:?}");
+                    unescape_in_place(&mut buf, prefix.len()).unwrap();
+                    assert_eq!(&buf[prefix.len()..], &data[..]);
+                }
+            }
+        }
     }
 }

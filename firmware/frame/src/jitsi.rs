@@ -121,103 +121,163 @@ impl JitsiKey {
 
     /// Seals `payload` with the given IV into a new frame.
     pub fn seal(&self, kind: MediaKind, iv: &[u8; IV_LEN], payload: &[u8]) -> Result<Vec<u8>, FrameError> {
-        if payload.is_empty() {
-            return Err(FrameError::Empty);
-        }
-        if payload.len() > MAX_FRAME_LEN {
-            return Err(FrameError::TooLarge { len: payload.len(), max: MAX_FRAME_LEN });
-        }
-        let clear_len = match kind.fixed_clear_len() {
-            Some(n) => n.min(payload.len()),
-            None => h264::clear_prefix_len(payload)?,
-        };
-        let mut out = Vec::with_capacity(payload.len() + OVERHEAD + 8);
-        out.extend_from_slice(payload);
-        let (clear, body) = out.split_at_mut(clear_len);
-        let tag = self.gcm.seal(iv, clear, body)?;
-        out.extend_from_slice(&tag);
-        out.extend_from_slice(iv);
-        out.push(IV_LEN as u8);
-        out.push(self.index);
-        if kind == MediaKind::H264 {
-            let escaped = h264::escape(&out[clear_len..], h264::trailing_zeros(&out[..clear_len]));
-            out.truncate(clear_len);
-            out.extend_from_slice(&escaped);
-        }
+        let mut out = Vec::with_capacity(sealed_capacity(payload.len()));
+        self.seal_into(kind, iv, payload, &mut out)?;
         Ok(out)
+    }
+
+    /// Seals `payload` into `out`, replacing what it held. A caller that keeps
+    /// `out` from frame to frame allocates nothing once it has grown to the
+    /// largest frame: the payload is copied once and encrypted where it lies.
+    pub fn seal_into(
+        &self,
+        kind: MediaKind,
+        iv: &[u8; IV_LEN],
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), FrameError> {
+        check_payload(payload)?;
+        out.clear();
+        out.reserve(sealed_capacity(payload.len()));
+        out.extend_from_slice(payload);
+        self.seal_in_place(kind, iv, out)
+    }
+
+    /// Seals the payload that `frame` holds where it lies: on success `frame`
+    /// holds the sealed frame, with no copy made. It grows by [`OVERHEAD`]
+    /// bytes (and for H.264 by any escape bytes), so a caller that reserves
+    /// them avoids a reallocation. On failure the payload is left as it was.
+    pub fn seal_in_place(&self, kind: MediaKind, iv: &[u8; IV_LEN], frame: &mut Vec<u8>) -> Result<(), FrameError> {
+        check_payload(frame)?;
+        let clear_len = match kind.fixed_clear_len() {
+            Some(n) => n.min(frame.len()),
+            None => h264::clear_prefix_len(frame)?,
+        };
+        let (clear, body) = frame.split_at_mut(clear_len);
+        let tag = self.gcm.seal(iv, clear, body)?;
+        let mut trailer = [0u8; OVERHEAD];
+        trailer[..GCM_TAG_LEN].copy_from_slice(&tag);
+        trailer[GCM_TAG_LEN..GCM_TAG_LEN + IV_LEN].copy_from_slice(iv);
+        trailer[OVERHEAD - 2] = IV_LEN as u8;
+        trailer[OVERHEAD - 1] = self.index;
+        frame.extend_from_slice(&trailer);
+        if kind == MediaKind::H264 {
+            h264::escape_in_place(frame, clear_len);
+        }
+        Ok(())
     }
 
     /// Opens a sealed frame. The frame's key index must be this key's.
     pub fn open(&self, kind: MediaKind, frame: &[u8]) -> Result<Vec<u8>, FrameError> {
-        let parts = SealedFrame::parse(kind, frame)?;
-        if parts.key_index != self.index {
-            return Err(FrameError::UnknownKeyIndex(parts.key_index.into()));
-        }
-        self.open_parts(&parts)
+        let mut out = Vec::with_capacity(frame.len());
+        self.open_into(kind, frame, &mut out)?;
+        Ok(out)
     }
 
-    pub(crate) fn open_parts(&self, parts: &SealedFrame<'_>) -> Result<Vec<u8>, FrameError> {
-        let mut out = Vec::with_capacity(parts.clear.len() + parts.body.len());
-        out.extend_from_slice(parts.clear);
-        out.extend_from_slice(&parts.body);
-        let (clear, body) = out.split_at_mut(parts.clear.len());
-        self.gcm.open(&parts.iv, clear, body)?;
-        out.truncate(out.len() - GCM_TAG_LEN);
-        Ok(out)
+    /// Opens a sealed frame into `out`, replacing what it held (the frame is
+    /// copied once and decrypted where it lies; no allocation once `out` has
+    /// grown to the largest frame). On failure `out` is left empty.
+    pub fn open_into(&self, kind: MediaKind, frame: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
+        let trailer = unpack(kind, frame, out)?;
+        if trailer.key_index != self.index {
+            out.clear();
+            return Err(FrameError::UnknownKeyIndex(trailer.key_index.into()));
+        }
+        self.open_unpacked(&trailer, out)
+    }
+
+    /// Decrypts what [`unpack`] left in `buf` (clear ‖ ciphertext ‖ tag);
+    /// on success `buf` holds the payload, on failure nothing.
+    pub(crate) fn open_unpacked(&self, trailer: &Trailer, buf: &mut Vec<u8>) -> Result<(), FrameError> {
+        let (clear, body) = buf.split_at_mut(trailer.clear_len);
+        match self.gcm.open(&trailer.iv, clear, body) {
+            Ok(()) => {
+                buf.truncate(buf.len() - GCM_TAG_LEN);
+                Ok(())
+            }
+            Err(e) => {
+                buf.clear();
+                Err(e)
+            }
+        }
     }
 }
 
-/// A sealed frame split into its parts (after undoing H.264 escaping).
-#[derive(Debug)]
-pub(crate) struct SealedFrame<'a> {
-    pub clear: &'a [u8],
-    /// Ciphertext ‖ tag.
-    pub body: std::borrow::Cow<'a, [u8]>,
+/// Capacity a sealed frame of a `payload_len`-byte payload needs, with room
+/// for a few H.264 escape bytes.
+fn sealed_capacity(payload_len: usize) -> usize {
+    payload_len + OVERHEAD + 8
+}
+
+fn check_payload(payload: &[u8]) -> Result<(), FrameError> {
+    if payload.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    if payload.len() > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge { len: payload.len(), max: MAX_FRAME_LEN });
+    }
+    Ok(())
+}
+
+/// The unencrypted fields at the end of a sealed frame, and how many bytes
+/// at its start were sent in the clear.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Trailer {
+    pub clear_len: usize,
     pub iv: [u8; GCM_NONCE_LEN],
     pub key_index: u8,
 }
 
-impl<'a> SealedFrame<'a> {
-    pub(crate) fn parse(kind: MediaKind, frame: &'a [u8]) -> Result<Self, FrameError> {
-        if frame.is_empty() {
-            return Err(FrameError::Empty);
-        }
-        if frame.len() > MAX_FRAME_LEN + OVERHEAD * 2 {
-            return Err(FrameError::TooLarge { len: frame.len(), max: MAX_FRAME_LEN });
-        }
-        let (clear, rest): (&[u8], std::borrow::Cow<'a, [u8]>) = match kind.fixed_clear_len() {
-            Some(n) => {
-                let clear_len = n.min(frame.len().saturating_sub(OVERHEAD));
-                (&frame[..clear_len], std::borrow::Cow::Borrowed(&frame[clear_len..]))
-            }
-            None => {
-                let clear_len = h264::clear_prefix_len(frame)?;
-                let clear = &frame[..clear_len];
-                let rest = h264::unescape(&frame[clear_len..], h264::trailing_zeros(clear))
-                    .map_err(|at| FrameError::BadEscaping(clear_len + at))?;
-                (clear, std::borrow::Cow::Owned(rest))
-            }
-        };
-        if rest.len() < OVERHEAD {
-            return Err(FrameError::Truncated { len: frame.len(), needed: clear.len() + OVERHEAD });
-        }
-        let n = rest.len();
-        let iv_len = rest[n - 2];
-        if usize::from(iv_len) != IV_LEN {
-            return Err(FrameError::WrongIvLength(iv_len));
-        }
-        let key_index = rest[n - 1];
-        let mut iv = [0u8; GCM_NONCE_LEN];
-        iv.copy_from_slice(&rest[n - TRAILER_LEN - IV_LEN..n - TRAILER_LEN]);
-        let body = match rest {
-            std::borrow::Cow::Borrowed(b) => std::borrow::Cow::Borrowed(&b[..n - TRAILER_LEN - IV_LEN]),
-            std::borrow::Cow::Owned(mut v) => {
-                v.truncate(n - TRAILER_LEN - IV_LEN);
-                std::borrow::Cow::Owned(v)
-            }
-        };
-        Ok(Self { clear, body, iv, key_index })
+/// Copies a sealed frame into `buf` as clear ‖ ciphertext ‖ tag (H.264
+/// escaping undone) and reads its trailer. On failure `buf` is left empty.
+pub(crate) fn unpack(kind: MediaKind, frame: &[u8], buf: &mut Vec<u8>) -> Result<Trailer, FrameError> {
+    buf.clear();
+    let result = unpack_unchecked(kind, frame, buf);
+    if result.is_err() {
+        buf.clear();
     }
+    result
+}
+
+fn unpack_unchecked(kind: MediaKind, frame: &[u8], buf: &mut Vec<u8>) -> Result<Trailer, FrameError> {
+    if frame.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    if frame.len() > MAX_FRAME_LEN + OVERHEAD * 2 {
+        return Err(FrameError::TooLarge { len: frame.len(), max: MAX_FRAME_LEN });
+    }
+    let clear_len = match kind.fixed_clear_len() {
+        Some(n) => n.min(frame.len().saturating_sub(OVERHEAD)),
+        None => h264::clear_prefix_len(frame)?,
+    };
+    let rest_len = match kind {
+        MediaKind::H264 => {
+            // The trailer is escaped too: unescape before reading it.
+            buf.extend_from_slice(frame);
+            h264::unescape_in_place(buf, clear_len).map_err(|at| FrameError::BadEscaping(clear_len + at))?;
+            buf.len() - clear_len
+        }
+        _ => frame.len() - clear_len,
+    };
+    if rest_len < OVERHEAD {
+        return Err(FrameError::Truncated { len: frame.len(), needed: clear_len + OVERHEAD });
+    }
+    let unescaped: &[u8] = if kind == MediaKind::H264 { buf } else { frame };
+    let n = unescaped.len();
+    let iv_len = unescaped[n - 2];
+    if usize::from(iv_len) != IV_LEN {
+        return Err(FrameError::WrongIvLength(iv_len));
+    }
+    let key_index = unescaped[n - 1];
+    let mut iv = [0u8; GCM_NONCE_LEN];
+    iv.copy_from_slice(&unescaped[n - TRAILER_LEN - IV_LEN..n - TRAILER_LEN]);
+    let sealed_end = n - TRAILER_LEN - IV_LEN;
+    if kind == MediaKind::H264 {
+        buf.truncate(sealed_end);
+    } else {
+        buf.extend_from_slice(&frame[..sealed_end]);
+    }
+    Ok(Trailer { clear_len, iv, key_index })
 }
 
 /// The unencrypted trailer fields of a sealed frame, read without a key.
@@ -232,8 +292,8 @@ pub struct SealedParts {
 impl SealedParts {
     /// Parses a sealed frame's layout (undoing H.264 escaping) without decrypting it.
     pub fn of(kind: MediaKind, frame: &[u8]) -> Result<Self, FrameError> {
-        let parts = SealedFrame::parse(kind, frame)?;
-        Ok(Self { key_index: parts.key_index, iv: parts.iv, clear_len: parts.clear.len() })
+        let trailer = unpack(kind, frame, &mut Vec::new())?;
+        Ok(Self { key_index: trailer.key_index, iv: trailer.iv, clear_len: trailer.clear_len })
     }
 }
 

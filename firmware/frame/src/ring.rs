@@ -9,7 +9,7 @@
 //! joins, and the receiver catches up this way).
 
 use crate::backend::GcmLibrary;
-use crate::jitsi::{FrameMeta, JitsiKey, MediaKind, SealedFrame, make_iv};
+use crate::jitsi::{FrameMeta, IV_LEN, JitsiKey, MediaKind, make_iv, unpack};
 use crate::{FrameError, KeyMaterial};
 
 /// Number of key slots; a key index selects slot `index mod 16`.
@@ -79,20 +79,42 @@ impl FrameEncryptor {
 
     /// Seals one frame and advances its SSRC's send counter.
     pub fn seal(&mut self, meta: FrameMeta, payload: &[u8]) -> Result<Vec<u8>, FrameError> {
+        let mut out = Vec::new();
+        self.seal_into(meta, payload, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals one frame into `out`, replacing what it held; see
+    /// [`JitsiKey::seal_into`]. Keep `out` between frames and nothing is allocated.
+    pub fn seal_into(&mut self, meta: FrameMeta, payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
+        let (key, iv, count) = self.next_iv(meta)?;
+        key.seal_into(meta.kind, &iv, payload, out)?;
+        *count = count.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Seals the payload `frame` holds where it lies; see [`JitsiKey::seal_in_place`].
+    pub fn seal_in_place(&mut self, meta: FrameMeta, frame: &mut Vec<u8>) -> Result<(), FrameError> {
+        let (key, iv, count) = self.next_iv(meta)?;
+        key.seal_in_place(meta.kind, &iv, frame)?;
+        *count = count.wrapping_add(1);
+        Ok(())
+    }
+
+    /// The current key, the IV for this frame and its SSRC's counter (to
+    /// advance once the frame is sealed).
+    fn next_iv(&mut self, meta: FrameMeta) -> Result<(&JitsiKey, [u8; IV_LEN], &mut u32), FrameError> {
         let key = self.key.as_ref().ok_or(FrameError::NoKey)?;
-        let count = match self.counters.iter_mut().find(|(ssrc, _)| *ssrc == meta.ssrc) {
-            Some((_, count)) => count,
+        let at = match self.counters.iter().position(|(ssrc, _)| *ssrc == meta.ssrc) {
+            Some(at) => at,
             None => {
                 let start = (self.counter_seed)() % 0xFFFF;
                 self.counters.push((meta.ssrc, start));
-                let last = self.counters.len() - 1;
-                &mut self.counters[last].1
+                self.counters.len() - 1
             }
         };
-        let iv = make_iv(meta.ssrc, meta.rtp_timestamp, *count);
-        let sealed = key.seal(meta.kind, &iv, payload)?;
-        *count = count.wrapping_add(1);
-        Ok(sealed)
+        let count = &mut self.counters[at].1;
+        Ok((key, make_iv(meta.ssrc, meta.rtp_timestamp, *count), count))
     }
 }
 
@@ -131,21 +153,35 @@ impl FrameDecryptor {
 
     /// Opens a frame, ratcheting its slot forward if the current key fails.
     pub fn open(&mut self, kind: MediaKind, frame: &[u8]) -> Result<Vec<u8>, FrameError> {
-        let parts = SealedFrame::parse(kind, frame)?;
-        let slot = usize::from(parts.key_index) % KEY_RING_SLOTS;
+        let mut out = Vec::with_capacity(frame.len());
+        self.open_into(kind, frame, &mut out)?;
+        Ok(out)
+    }
+
+    /// Opens a frame into `out`, replacing what it held (see
+    /// [`JitsiKey::open_into`]); ratchets like [`Self::open`]. On failure
+    /// `out` is left empty.
+    pub fn open_into(&mut self, kind: MediaKind, frame: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
+        let trailer = unpack(kind, frame, out)?;
+        let slot = usize::from(trailer.key_index) % KEY_RING_SLOTS;
         let key = match &self.ring[slot] {
-            Some(key) if key.index() == parts.key_index => key,
-            _ => return Err(FrameError::UnknownKeyIndex(parts.key_index.into())),
+            Some(key) if key.index() == trailer.key_index => key,
+            _ => {
+                out.clear();
+                return Err(FrameError::UnknownKeyIndex(trailer.key_index.into()));
+            }
         };
-        match key.open_parts(&parts) {
+        match key.open_unpacked(&trailer, out) {
             Err(FrameError::AuthenticationFailed) => {}
             other => return other,
         }
+        // A failed open leaves `out` empty: each candidate starts from the frame again.
         let mut candidate = key.ratcheted();
         for step in 1..=RATCHET_WINDOW {
-            if let Ok(plain) = candidate.open_parts(&parts) {
+            let trailer = unpack(kind, frame, out)?;
+            if candidate.open_unpacked(&trailer, out).is_ok() {
                 self.ring[slot] = Some(candidate);
-                return Ok(plain);
+                return Ok(());
             }
             if step < RATCHET_WINDOW {
                 candidate = candidate.ratcheted();

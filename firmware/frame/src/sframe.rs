@@ -20,7 +20,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha512};
 use zeroize::Zeroizing;
 
-use crate::backend::{GcmKey, GcmLibrary};
+use crate::backend::{GCM_TAG_LEN, GcmKey, GcmLibrary};
 use crate::{FrameError, MAX_FRAME_LEN, SecretBytes};
 
 /// How many counters behind the highest one a receiver still accepts.
@@ -225,39 +225,61 @@ impl SframeKey {
 
     /// Seals one frame with counter `ctr`: header ‖ ciphertext ‖ tag.
     pub fn seal(&self, ctr: u64, metadata: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, FrameError> {
+        let mut out = Vec::new();
+        self.seal_into(ctr, metadata, plaintext, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals one frame into `out`, replacing what it held. A caller that keeps
+    /// `out` from frame to frame allocates nothing once it has grown to the
+    /// largest frame: the plaintext is copied once and encrypted where it lies.
+    pub fn seal_into(&self, ctr: u64, metadata: &[u8], plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
         if plaintext.len() > MAX_FRAME_LEN {
             return Err(FrameError::TooLarge { len: plaintext.len(), max: MAX_FRAME_LEN });
         }
-        let mut out = Vec::with_capacity(MAX_HEADER_LEN + plaintext.len() + 16 + metadata.len());
-        Header { kid: self.kid, ctr }.encode(&mut out);
+        out.clear();
+        out.reserve(MAX_HEADER_LEN + plaintext.len() + self.suite.tag_len());
+        Header { kid: self.kid, ctr }.encode(out);
         let header_len = out.len();
-        // AAD = header ‖ metadata; build it where the ciphertext will go, then move it out of the way.
-        let mut aad = Vec::with_capacity(header_len + metadata.len());
-        aad.extend_from_slice(&out);
-        aad.extend_from_slice(metadata);
         out.extend_from_slice(plaintext);
         let nonce = self.nonce(ctr);
-        match &self.cipher {
+        let (header, body) = out.split_at_mut(header_len);
+        let mut tag = [0u8; 32];
+        let tag_len = self.suite.tag_len();
+        // AAD = header ‖ metadata (§4.4.3).
+        with_aad(header, metadata, |aad| match &self.cipher {
             SuiteCipher::Gcm(gcm) => {
-                let tag = gcm.seal(&nonce, &aad, &mut out[header_len..])?;
-                out.extend_from_slice(&tag);
+                tag[..GCM_TAG_LEN].copy_from_slice(&gcm.seal(&nonce, aad, body)?);
+                Ok(())
             }
             SuiteCipher::CtrHmac { enc_key, auth_key } => {
-                ctr_apply(enc_key, &nonce, &mut out[header_len..]);
-                let tag = ctr_hmac_tag(auth_key, &nonce, &aad, &out[header_len..], self.suite.tag_len());
-                out.extend_from_slice(&tag);
+                ctr_apply(enc_key, &nonce, body);
+                tag = ctr_hmac_tag(auth_key, &nonce, aad, body, tag_len);
+                Ok(())
             }
-        }
-        Ok(out)
+        })?;
+        out.extend_from_slice(&tag[..tag_len]);
+        Ok(())
     }
 
     /// Opens a frame sealed under this key (no replay check; see [`SframeDecryptor`]).
     pub fn open(&self, metadata: &[u8], frame: &[u8]) -> Result<(Header, Vec<u8>), FrameError> {
+        let mut out = Vec::with_capacity(frame.len());
+        let header = self.open_into(metadata, frame, &mut out)?;
+        Ok((header, out))
+    }
+
+    /// Opens a frame into `out`, replacing what it held (no replay check; see
+    /// [`SframeDecryptor`]). No allocation once `out` has grown to the largest
+    /// frame. On failure `out` is left empty.
+    pub fn open_into(&self, metadata: &[u8], frame: &[u8], out: &mut Vec<u8>) -> Result<Header, FrameError> {
+        out.clear();
         let (header, header_len) = Header::decode(frame)?;
         if header.kid != self.kid {
             return Err(FrameError::UnknownKeyIndex(header.kid));
         }
-        self.open_after_header(header, header_len, metadata, frame).map(|pt| (header, pt))
+        self.open_after_header(header, header_len, metadata, frame, out)?;
+        Ok(header)
     }
 
     fn open_after_header(
@@ -266,7 +288,9 @@ impl SframeKey {
         header_len: usize,
         metadata: &[u8],
         frame: &[u8],
-    ) -> Result<Vec<u8>, FrameError> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), FrameError> {
+        out.clear();
         if frame.len() > MAX_FRAME_LEN + MAX_HEADER_LEN + 16 {
             return Err(FrameError::TooLarge { len: frame.len(), max: MAX_FRAME_LEN });
         }
@@ -274,23 +298,45 @@ impl SframeKey {
         if frame.len() < header_len + tag_len {
             return Err(FrameError::Truncated { len: frame.len(), needed: header_len + tag_len });
         }
-        let mut aad = Vec::with_capacity(header_len + metadata.len());
-        aad.extend_from_slice(&frame[..header_len]);
-        aad.extend_from_slice(metadata);
         let nonce = self.nonce(header.ctr);
-        let body = &frame[header_len..];
-        match &self.cipher {
+        let (header_bytes, body) = frame.split_at(header_len);
+        let result = with_aad(header_bytes, metadata, |aad| match &self.cipher {
             SuiteCipher::Gcm(gcm) => {
-                let mut buf = body.to_vec();
-                gcm.open(&nonce, &aad, &mut buf)?;
-                buf.truncate(buf.len() - tag_len);
-                Ok(buf)
+                out.extend_from_slice(body);
+                gcm.open(&nonce, aad, out)?;
+                out.truncate(out.len() - tag_len);
+                Ok(())
             }
             SuiteCipher::CtrHmac { enc_key, auth_key } => {
-                ctr_hmac_verify_decrypt(enc_key, auth_key, &nonce, &aad, body, tag_len)
+                ctr_hmac_verify_decrypt(enc_key, auth_key, &nonce, aad, body, tag_len, out)
             }
+        });
+        if result.is_err() {
+            out.clear();
         }
+        result
     }
+}
+
+/// Runs `f` with AAD = `header ‖ metadata` (RFC 9605 §4.4.3), contiguous as
+/// the AEADs want it: the header alone when there is no metadata (the usual
+/// case), else a copy on the stack, or on the heap past 256 bytes.
+fn with_aad<T>(header: &[u8], metadata: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    if metadata.is_empty() {
+        return f(header);
+    }
+    let len = header.len() + metadata.len();
+    let mut stack = [0u8; 256];
+    let mut heap = Vec::new();
+    let aad: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    aad[..header.len()].copy_from_slice(header);
+    aad[header.len()..].copy_from_slice(metadata);
+    f(aad)
 }
 
 /// The AES-CTR+HMAC AEAD of suites 1–3 on its own (RFC 9605 §4.5.1):
@@ -306,7 +352,7 @@ pub fn ctr_hmac_seal(
     let mut out = pt.to_vec();
     ctr_apply(&enc_key, nonce, &mut out);
     let tag = ctr_hmac_tag(&auth_key, nonce, aad, &out, suite.tag_len());
-    out.extend_from_slice(&tag);
+    out.extend_from_slice(&tag[..suite.tag_len()]);
     Ok(out)
 }
 
@@ -319,10 +365,13 @@ pub fn ctr_hmac_open(
     ct: &[u8],
 ) -> Result<Vec<u8>, FrameError> {
     let (enc_key, auth_key) = ctr_hmac_keys(suite, key)?;
-    ctr_hmac_verify_decrypt(&enc_key, &auth_key, nonce, aad, ct, suite.tag_len())
+    let mut out = Vec::new();
+    ctr_hmac_verify_decrypt(&enc_key, &auth_key, nonce, aad, ct, suite.tag_len(), &mut out)?;
+    Ok(out)
 }
 
-/// Checks the truncated tag at the end of `ct` (constant-time comparison), then decrypts.
+/// Checks the truncated tag at the end of `ct` (constant-time comparison),
+/// then decrypts into `out` (appended).
 fn ctr_hmac_verify_decrypt(
     enc_key: &[u8; 16],
     auth_key: &[u8; 32],
@@ -330,7 +379,8 @@ fn ctr_hmac_verify_decrypt(
     aad: &[u8],
     ct: &[u8],
     tag_len: usize,
-) -> Result<Vec<u8>, FrameError> {
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
     let Some(ct_len) = ct.len().checked_sub(tag_len) else {
         return Err(FrameError::Truncated { len: ct.len(), needed: tag_len });
     };
@@ -338,9 +388,10 @@ fn ctr_hmac_verify_decrypt(
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(auth_key).expect("HMAC takes any key length");
     ctr_hmac_input(&mut mac, nonce, aad, body, tag_len);
     mac.verify_truncated_left(tag).map_err(|_| FrameError::AuthenticationFailed)?;
-    let mut pt = body.to_vec();
-    ctr_apply(enc_key, nonce, &mut pt);
-    Ok(pt)
+    let start = out.len();
+    out.extend_from_slice(body);
+    ctr_apply(enc_key, nonce, &mut out[start..]);
+    Ok(())
 }
 
 type CtrHmacKeys = (Zeroizing<[u8; 16]>, Zeroizing<[u8; 32]>);
@@ -373,12 +424,11 @@ fn ctr_hmac_input(mac: &mut Hmac<Sha256>, nonce: &[u8; 12], aad: &[u8], ct: &[u8
     mac.update(ct);
 }
 
-fn ctr_hmac_tag(auth_key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], ct: &[u8], tag_len: usize) -> Vec<u8> {
+/// The full HMAC-SHA-256; the tag is its first `tag_len` bytes.
+fn ctr_hmac_tag(auth_key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], ct: &[u8], tag_len: usize) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(auth_key).expect("HMAC takes any key length");
     ctr_hmac_input(&mut mac, nonce, aad, ct, tag_len);
-    let mut tag = mac.finalize().into_bytes().to_vec();
-    tag.truncate(tag_len);
-    tag
+    mac.finalize().into_bytes().into()
 }
 
 /// Seals frames for one key id with an increasing counter.
@@ -394,9 +444,16 @@ impl SframeEncryptor {
     }
 
     pub fn seal(&mut self, metadata: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, FrameError> {
+        let mut out = Vec::new();
+        self.seal_into(metadata, plaintext, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals one frame into `out`, replacing what it held; see [`SframeKey::seal_into`].
+    pub fn seal_into(&mut self, metadata: &[u8], plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
         let ctr = self.next_ctr;
         self.next_ctr = ctr.checked_add(1).ok_or(FrameError::CounterExhausted)?;
-        self.key.seal(ctr, metadata, plaintext)
+        self.key.seal_into(ctr, metadata, plaintext, out)
     }
 }
 
@@ -420,12 +477,22 @@ impl SframeDecryptor {
     }
 
     pub fn open(&mut self, metadata: &[u8], frame: &[u8]) -> Result<(Header, Vec<u8>), FrameError> {
+        let mut out = Vec::with_capacity(frame.len());
+        let header = self.open_into(metadata, frame, &mut out)?;
+        Ok((header, out))
+    }
+
+    /// Opens a frame into `out`, replacing what it held, refusing replays.
+    /// No allocation once `out` has grown to the largest frame. On failure
+    /// `out` is left empty.
+    pub fn open_into(&mut self, metadata: &[u8], frame: &[u8], out: &mut Vec<u8>) -> Result<Header, FrameError> {
+        out.clear();
         let (header, header_len) = Header::decode(frame)?;
         let (key, window) = self.keys.get_mut(&header.kid).ok_or(FrameError::UnknownKeyIndex(header.kid))?;
         window.check(header.ctr)?;
-        let pt = key.open_after_header(header, header_len, metadata, frame)?;
+        key.open_after_header(header, header_len, metadata, frame, out)?;
         window.accept(header.ctr);
-        Ok((header, pt))
+        Ok(header)
     }
 }
 
