@@ -338,7 +338,33 @@ impl EditableSettings {
 
 /// Parses a config document (no validation beyond the key names and types).
 pub fn parse_config(text: &str) -> Result<ConfigFile, ApplianceError> {
-    toml::from_str(text).map_err(|e| ApplianceError::ConfigSyntax { path: "config".to_owned(), message: e.to_string() })
+    toml::from_str(text).map_err(|e| syntax_error("config", text, &e))
+}
+
+/// A TOML syntax error as line, column and what is wrong, without the
+/// quoted source line `toml`'s own message carries (it may be the
+/// `admin_password_hash` line, or a secret pasted into the wrong place).
+fn syntax_error(path: &str, text: &str, e: &toml::de::Error) -> ApplianceError {
+    let message = match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            // The key of that line, never its value.
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let key = text[line_start..].split(['=', '\n']).next().unwrap_or("").trim();
+            let key_ok = text[line_start..].contains('=')
+                && !key.is_empty()
+                && key.len() <= 40
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            match key_ok {
+                true => format!("line {line}, column {column} (key `{key}`): {}", e.message()),
+                false => format!("line {line}, column {column}: {}", e.message()),
+            }
+        }
+        None => e.message().to_owned(),
+    };
+    ApplianceError::ConfigSyntax { path: path.to_owned(), message }
 }
 
 /// Serialises a config document as TOML.
@@ -358,8 +384,8 @@ impl ConfigStore {
     /// Reads and validates `path` and the overlay in its state directory.
     pub fn load(path: &Path) -> Result<Self, ApplianceError> {
         let text = fs::read_to_string(path).map_err(|e| ApplianceError::io(path, e))?;
-        let base = toml::from_str::<ConfigFile>(&text)
-            .map_err(|e| ApplianceError::ConfigSyntax { path: path.display().to_string(), message: e.to_string() })?;
+        let base =
+            toml::from_str::<ConfigFile>(&text).map_err(|e| syntax_error(&path.display().to_string(), &text, &e))?;
         Self::from_base(base)
     }
 
@@ -369,10 +395,8 @@ impl ConfigStore {
         let overlay_path = base_settings.state_dir.join(SETTINGS_OVERLAY);
         let effective = match fs::read_to_string(&overlay_path) {
             Ok(text) => {
-                let edit: EditableSettings = toml::from_str(&text).map_err(|e| ApplianceError::ConfigSyntax {
-                    path: overlay_path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                let edit: EditableSettings =
+                    toml::from_str(&text).map_err(|e| syntax_error(&overlay_path.display().to_string(), &text, &e))?;
                 edit.apply_to(&base)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => base.clone(),
@@ -455,6 +479,12 @@ fn check_text(key: &str, value: &str, max: usize) -> Result<String, ApplianceErr
     }
     if value.chars().any(char::is_control) {
         return Err(ApplianceError::invalid(key, "contains control characters"));
+    }
+    if value.chars().any(cloakroom_meeting::text::is_invisible) {
+        return Err(ApplianceError::invalid(
+            key,
+            "contains invisible or direction-changing characters (zero-width, bidi controls)",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -558,6 +588,15 @@ mod tests {
         assert!(e.contains("framerte"), "{e}");
         let e = parse_config("[video]\nframerate = \"thirty\"\n").expect_err("type refused").to_string();
         assert!(e.contains("framerate"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_never_quote_the_line() {
+        // Security review finding 18: toml's message quoted the offending line.
+        let text = "[web]\nadmin_password_hash = \"pbkdf2-sha256$200000$00ff$SECRET\nbind = \"0.0.0.0\"\n";
+        let e = parse_config(text).expect_err("unterminated string").to_string();
+        assert!(!e.contains("SECRET") && !e.contains("pbkdf2"), "{e}");
+        assert!(e.starts_with("config: line 2"), "{e}");
     }
 
     #[test]

@@ -1,22 +1,37 @@
 //! Pairing and sessions, as pure logic (no clock, no I/O, randomness injected).
 //!
-//! - Pairing code: 6 decimal digits, new each boot, shown on the room
-//!   screen; single use (a new one replaces it once used). At most
-//!   [`MAX_FAILURES`] wrong tries in [`FAILURE_WINDOW`]; the tenth starts a
-//!   [`PAUSE`] during which every try is refused, even the right code.
+//! - Pairing code: 6 decimal digits shown on the room screen; single use,
+//!   replaced every [`CODE_TTL`] and after every [`ROTATE_AFTER_FAILURES`]
+//!   wrong tries, so guesses cannot work through the code space.
+//! - Wrong tries are limited per client ([`ClientKey`]: an IPv4 address or
+//!   an IPv6 /64): [`CLIENT_MAX_FAILURES`] in [`CLIENT_WINDOW`], then that
+//!   client waits [`CLIENT_PAUSE`], doubling up to [`CLIENT_PAUSE_MAX`].
+//!   Nobody else waits: someone guessing cannot lock the admin out.
+//! - Under a global ceiling: after [`GUARD_AFTER_FAILURES`] wrong tries in
+//!   an hour from all clients together, the room is *guarded*: the code has
+//!   [`GUARDED_CODE_DIGITS`] digits until [`GUARD_QUIET`] passes without a
+//!   wrong try. So the 6-digit code meets at most about that many guesses a
+//!   day, and many addresses buy a guesser nothing against 10 digits.
+//! - What a guesser does is reported as [`Alert`]s (for the journal).
 //! - Sessions: 32 random bytes given to the browser as a cookie (hex);
 //!   only their SHA-256 is kept. Each has its own CSRF token (the
 //!   synchronizer-token pattern of the OWASP CSRF cheat sheet), sent back
-//!   in the `x-csrf-token` header.
+//!   in the `x-csrf-token` header, and a public id for the admin's list.
+//!   Admin and guest sessions are capped separately, so guests never push
+//!   an admin out.
 //! - Join-by-scan tokens for `https://<device>/join#t=<token>`: short-lived,
-//!   single use, rotated; they open a guest session (join, leave, mute, status).
-//! - Optional admin password: PBKDF2-HMAC-SHA-256 (RFC 8018 §5.2).
+//!   single use, rotated; they open a guest session (join, leave, mute,
+//!   status). A guest session ends after [`GUEST_IDLE`] without a request,
+//!   and once it started a meeting ([`Pairing::bind_guest`]) it ends with it.
+//! - Optional admin password: PBKDF2-HMAC-SHA-256 (RFC 8018 §5.2), checked
+//!   by the caller outside any lock ([`Pairing::begin_pair`]).
 //!
 //! Secrets are compared in constant time (`subtle`), wiped on drop and
 //! print as `[redacted]`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
@@ -25,22 +40,44 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::ApplianceError;
 
-/// Wrong pairing tries allowed per [`FAILURE_WINDOW`].
-pub const MAX_FAILURES: usize = 10;
-/// The window the wrong tries are counted in.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// How long pairing is refused after too many wrong tries.
-pub const PAUSE: Duration = Duration::from_secs(60);
+/// A pairing code is replaced after this long even if nobody used it.
+pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);
+/// A pairing code is replaced after this many wrong tries (from anyone).
+pub const ROTATE_AFTER_FAILURES: u32 = 3;
+/// Wrong tries one client may make per [`CLIENT_WINDOW`] before it waits.
+pub const CLIENT_MAX_FAILURES: usize = 5;
+/// The window a client's wrong tries are counted in.
+pub const CLIENT_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// A client's first wait after too many wrong tries; it doubles each time.
+pub const CLIENT_PAUSE: Duration = Duration::from_secs(60);
+/// The longest a client waits.
+pub const CLIENT_PAUSE_MAX: Duration = Duration::from_secs(3600);
+/// Clients whose wrong tries are remembered at most (the oldest go first).
+pub const MAX_TRACKED_CLIENTS: usize = 1024;
+/// Wrong tries in an hour, from all clients together, that make the room guarded.
+pub const GUARD_AFTER_FAILURES: usize = 20;
+/// A guarded room goes back to 6-digit codes after this long without a wrong try.
+pub const GUARD_QUIET: Duration = Duration::from_secs(24 * 3600);
+/// Digits of the pairing code normally.
+pub const CODE_DIGITS: usize = 6;
+/// Digits of the pairing code while the room is guarded.
+pub const GUARDED_CODE_DIGITS: usize = 10;
 /// Lifetime of an admin session.
 pub const ADMIN_SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Lifetime of a guest session opened by a scan.
+/// Longest lifetime of a guest session opened by a scan.
 pub const GUEST_SESSION_TTL: Duration = Duration::from_secs(4 * 3600);
+/// A guest session ends after this long without a request.
+pub const GUEST_IDLE: Duration = Duration::from_secs(15 * 60);
 /// Lifetime of a join-by-scan token before it is rotated.
 pub const JOIN_TOKEN_TTL: Duration = Duration::from_secs(300);
-/// Sessions kept at most; the oldest goes first.
-pub const MAX_SESSIONS: usize = 64;
+/// Admin sessions kept at most; the oldest admin session goes first.
+pub const MAX_ADMIN_SESSIONS: usize = 16;
+/// Guest sessions kept at most; the oldest guest session goes first.
+pub const MAX_GUEST_SESSIONS: usize = 16;
 /// PBKDF2 iterations for new admin password hashes.
 pub const PASSWORD_ITERATIONS: u32 = 200_000;
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// Source of random bytes: the OS in the daemon, a fixed sequence in tests.
 pub trait RandomSource: Send {
@@ -74,7 +111,7 @@ impl RandomSource for OsRandom {
 pub enum Role {
     /// Paired with the code: everything.
     Admin,
-    /// Opened by a scan: status, join, leave, mute.
+    /// Opened by a scan: status, join, and leave or mute the meeting it started.
     Guest,
 }
 
@@ -94,6 +131,36 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Who a wrong try is counted against: an IPv4 address, or the /64 of an
+/// IPv6 address (one host usually holds a whole /64). IPv4-mapped IPv6
+/// addresses count as their IPv4 address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let s = v6.segments();
+                    Self(IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)))
+                }
+            },
+        }
+    }
+}
+
+impl fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{a}"),
+            IpAddr::V6(a) => write!(f, "{a}/64"),
+        }
+    }
+}
+
 /// A session just opened: the cookie value and the CSRF token to hand out.
 #[derive(Debug)]
 pub struct NewSession {
@@ -106,27 +173,103 @@ pub struct NewSession {
 /// A session found by its cookie.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
+    /// Public id (for the admin's list and revoking), not a secret.
+    pub id: String,
     pub role: Role,
     pub csrf: Secret,
+    /// The meeting a guest session started, if it did.
+    pub meeting: Option<u64>,
+}
+
+/// A session as the admin's list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionSummary {
+    pub id: String,
+    pub role: Role,
+    /// Where it was opened from.
+    pub client: Option<String>,
+    /// Seconds since it was opened (since the daemon started, for restored ones).
+    pub age_secs: u64,
+    /// Seconds since its last request.
+    pub idle_secs: u64,
+    /// Seconds until it ends at the latest.
+    pub expires_in_secs: u64,
+    /// The meeting a guest session started.
+    pub meeting: Option<u64>,
 }
 
 /// Why pairing was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PairError {
-    /// Wrong code or password; `remaining` tries before the pause.
+    /// Wrong code or password; `remaining` tries for this client before it waits.
     Wrong { remaining: usize },
-    /// Too many wrong tries: try again after this long.
+    /// This client made too many wrong tries: it may try again after this long.
     Paused { retry_after: Duration },
     /// The scan token is unknown, used or expired.
     InvalidToken,
+}
+
+/// Something the journal should hear about: a guesser at work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alert {
+    /// A client made too many wrong tries and now waits.
+    ClientPaused { client: ClientKey, failures: u32, pause: Duration },
+    /// Too many wrong tries in an hour from everyone: the code gets longer.
+    Guarded { failures_last_hour: usize },
+    /// A guarded room went back to the short code after a quiet day.
+    Unguarded,
+}
+
+impl fmt::Display for Alert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClientPaused { client, failures, pause } => write!(
+                f,
+                "pairing: {client} made {failures} wrong tries; it may try again in {} s (others can still pair)",
+                pause.as_secs()
+            ),
+            Self::Guarded { failures_last_hour } => write!(
+                f,
+                "pairing: {failures_last_hour} wrong tries in the last hour; someone may be guessing the code, \
+                 which has {GUARDED_CODE_DIGITS} digits until a day passes without a wrong try"
+            ),
+            Self::Unguarded => write!(f, "pairing: a day without wrong tries; the code has {CODE_DIGITS} digits again"),
+        }
+    }
+}
+
+/// A pairing try under way: [`Pairing::begin_pair`] let it through, the
+/// caller checks the password outside any lock ([`PasswordHash::verify`]),
+/// then [`Pairing::finish_pair`] decides.
+#[derive(Debug)]
+pub struct PairAttempt {
+    client: ClientKey,
+    /// The admin password's hash, when one is set.
+    pub password: Option<PasswordHash>,
+}
+
+/// One client's wrong tries.
+#[derive(Debug, Default)]
+struct ClientRecord {
+    failures: VecDeque<Instant>,
+    paused_until: Option<Instant>,
+    /// Pauses so far (the next one doubles).
+    pauses: u32,
+    last: Option<Instant>,
 }
 
 /// Pairing, sessions and scan tokens of one boot.
 pub struct Pairing {
     rng: Box<dyn RandomSource>,
     code: Secret,
-    failures: VecDeque<Instant>,
-    paused_until: Option<Instant>,
+    code_expires: Option<Instant>,
+    code_failures: u32,
+    clients: HashMap<ClientKey, ClientRecord>,
+    /// Wrong tries from everyone in the last hour.
+    recent: VecDeque<Instant>,
+    guarded_until: Option<Instant>,
+    failures_total: u64,
+    alerts: VecDeque<Alert>,
     password: Option<PasswordHash>,
     sessions: Vec<Session>,
     join_token: Option<(Secret, Instant)>,
@@ -136,37 +279,72 @@ impl fmt::Debug for Pairing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pairing")
             .field("code", &self.code)
-            .field("failures", &self.failures.len())
-            .field("paused_until", &self.paused_until)
+            .field("clients", &self.clients.len())
+            .field("guarded_until", &self.guarded_until)
             .field("sessions", &self.sessions.len())
             .finish_non_exhaustive()
     }
 }
 
 struct Session {
+    id: String,
     token_hash: [u8; 32],
     csrf: Secret,
     role: Role,
+    client: Option<IpAddr>,
+    opened: Instant,
+    last_seen: Instant,
     expires: Instant,
+    meeting: Option<u64>,
+}
+
+impl Session {
+    fn alive(&self, now: Instant) -> bool {
+        now < self.expires && (self.role == Role::Admin || now.saturating_duration_since(self.last_seen) < GUEST_IDLE)
+    }
+}
+
+/// Pairing counters for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairingStats {
+    /// Wrong tries since start.
+    pub failures_total: u64,
+    /// Wrong tries in the last hour, from everyone.
+    pub failures_last_hour: usize,
+    /// Clients waiting now.
+    pub clients_paused: usize,
+    /// Whether the code is the long one.
+    pub guarded: bool,
 }
 
 impl Pairing {
     /// Starts a boot's pairing with a fresh code.
     pub fn new(mut rng: Box<dyn RandomSource>, password: Option<PasswordHash>) -> Self {
-        let code = new_code(rng.as_mut());
+        let code = new_code(rng.as_mut(), CODE_DIGITS);
         Self {
             rng,
             code,
-            failures: VecDeque::new(),
-            paused_until: None,
+            code_expires: None,
+            code_failures: 0,
+            clients: HashMap::new(),
+            recent: VecDeque::new(),
+            guarded_until: None,
+            failures_total: 0,
+            alerts: VecDeque::new(),
             password,
             sessions: Vec::new(),
             join_token: None,
         }
     }
 
-    /// The code to show on the room screen.
-    pub fn code(&self) -> &Secret {
+    /// The code to show on the room screen, replaced when its time is up.
+    pub fn code(&mut self, now: Instant) -> &Secret {
+        self.expire(now);
+        match self.code_expires {
+            Some(t) if now < t => {}
+            Some(_) => self.new_code(now),
+            None => self.code_expires = Some(now + CODE_TTL),
+        }
         &self.code
     }
 
@@ -175,39 +353,148 @@ impl Pairing {
         self.password.is_some()
     }
 
-    /// Number of wrong tries in the current window (for metrics).
-    pub fn recent_failures(&self, now: Instant) -> usize {
-        self.failures.iter().filter(|t| now.saturating_duration_since(**t) < FAILURE_WINDOW).count()
+    /// Counters for metrics.
+    pub fn stats(&mut self, now: Instant) -> PairingStats {
+        self.expire(now);
+        PairingStats {
+            failures_total: self.failures_total,
+            failures_last_hour: self.recent.len(),
+            clients_paused: self.clients.values().filter(|c| c.paused_until.is_some_and(|t| now < t)).count(),
+            guarded: self.guarded_until.is_some(),
+        }
     }
 
-    /// Tries a pairing code (and the admin password when one is set).
-    pub fn pair(&mut self, now: Instant, code: &str, password: Option<&str>) -> Result<NewSession, PairError> {
-        if let Some(until) = self.paused_until {
+    /// Alerts since the last call (oldest first).
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        self.alerts.drain(..).collect()
+    }
+
+    /// Starts a pairing try from `client`: refused at once while the client waits.
+    pub fn begin_pair(&mut self, now: Instant, client: IpAddr) -> Result<PairAttempt, PairError> {
+        self.expire(now);
+        let client = ClientKey::of(client);
+        if let Some(until) = self.clients.get(&client).and_then(|c| c.paused_until) {
             if now < until {
                 return Err(PairError::Paused { retry_after: until - now });
             }
-            self.paused_until = None;
         }
-        while self.failures.front().is_some_and(|t| now.saturating_duration_since(*t) >= FAILURE_WINDOW) {
-            self.failures.pop_front();
+        Ok(PairAttempt { client, password: self.password.clone() })
+    }
+
+    /// Decides a try [`begin_pair`](Self::begin_pair) let through;
+    /// `password_ok` is whether the caller found the password right (true
+    /// when none is set).
+    pub fn finish_pair(
+        &mut self,
+        now: Instant,
+        attempt: PairAttempt,
+        code: &str,
+        password_ok: bool,
+    ) -> Result<NewSession, PairError> {
+        self.expire(now);
+        let client = attempt.client;
+        // A try that waited for its password check while the client got paused.
+        if let Some(until) = self.clients.get(&client).and_then(|c| c.paused_until) {
+            if now < until {
+                return Err(PairError::Paused { retry_after: until - now });
+            }
         }
         let code_ok: bool = code.as_bytes().ct_eq(self.code.expose().as_bytes()).into();
-        let password_ok = match &self.password {
+        if code_ok && password_ok {
+            if let Some(record) = self.clients.get_mut(&client) {
+                record.failures.clear();
+            }
+            self.new_code(now);
+            return Ok(self.open_session(now, Role::Admin, Some(client.0)));
+        }
+        Err(self.count_failure(now, client))
+    }
+
+    /// Tries a pairing code (and the admin password when one is set) in one
+    /// step, the password checked under the caller's lock. For tests and tools.
+    pub fn pair(
+        &mut self,
+        now: Instant,
+        client: IpAddr,
+        code: &str,
+        password: Option<&str>,
+    ) -> Result<NewSession, PairError> {
+        let attempt = self.begin_pair(now, client)?;
+        let password_ok = match &attempt.password {
             None => true,
             Some(hash) => password.is_some_and(|p| hash.verify(p)),
         };
-        if code_ok && password_ok {
-            self.failures.clear();
-            self.code = new_code(self.rng.as_mut());
-            return Ok(self.open_session(now, Role::Admin));
+        self.finish_pair(now, attempt, code, password_ok)
+    }
+
+    fn count_failure(&mut self, now: Instant, client: ClientKey) -> PairError {
+        self.failures_total += 1;
+        self.recent.push_back(now);
+        if self.guarded_until.is_some() {
+            self.guarded_until = Some(now + GUARD_QUIET);
+        } else if self.recent.len() >= GUARD_AFTER_FAILURES {
+            self.guarded_until = Some(now + GUARD_QUIET);
+            self.alerts.push_back(Alert::Guarded { failures_last_hour: self.recent.len() });
+            self.code_failures = ROTATE_AFTER_FAILURES; // a long code now
         }
-        self.failures.push_back(now);
-        if self.failures.len() >= MAX_FAILURES {
-            self.failures.clear();
-            self.paused_until = Some(now + PAUSE);
-            return Err(PairError::Paused { retry_after: PAUSE });
+        self.code_failures += 1;
+        if self.code_failures >= ROTATE_AFTER_FAILURES {
+            self.new_code(now);
         }
-        Err(PairError::Wrong { remaining: MAX_FAILURES - self.failures.len() })
+        if !self.clients.contains_key(&client) && self.clients.len() >= MAX_TRACKED_CLIENTS {
+            // Forget the client heard from least recently (never one that waits now).
+            let oldest = self
+                .clients
+                .iter()
+                .filter(|(_, r)| r.paused_until.is_none_or(|t| t <= now))
+                .min_by_key(|(_, r)| r.last)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.clients.remove(&k);
+            }
+        }
+        let record = self.clients.entry(client).or_default();
+        record.last = Some(now);
+        while record.failures.front().is_some_and(|t| now.saturating_duration_since(*t) >= CLIENT_WINDOW) {
+            record.failures.pop_front();
+        }
+        record.failures.push_back(now);
+        if record.failures.len() < CLIENT_MAX_FAILURES {
+            return PairError::Wrong { remaining: CLIENT_MAX_FAILURES - record.failures.len() };
+        }
+        let pause = CLIENT_PAUSE.saturating_mul(1 << record.pauses.min(10)).min(CLIENT_PAUSE_MAX);
+        record.pauses += 1;
+        record.failures.clear();
+        record.paused_until = Some(now + pause);
+        let failures = u32::try_from(CLIENT_MAX_FAILURES).unwrap_or(u32::MAX);
+        self.alerts.push_back(Alert::ClientPaused { client, failures, pause });
+        PairError::Paused { retry_after: pause }
+    }
+
+    fn new_code(&mut self, now: Instant) {
+        let digits = if self.guarded_until.is_some() { GUARDED_CODE_DIGITS } else { CODE_DIGITS };
+        self.code = new_code(self.rng.as_mut(), digits);
+        self.code_expires = Some(now + CODE_TTL);
+        self.code_failures = 0;
+    }
+
+    /// Forgets what is too old: wrong tries past the hour, ended pauses'
+    /// clients after their window, the guard after a quiet day, ended sessions.
+    fn expire(&mut self, now: Instant) {
+        while self.recent.front().is_some_and(|t| now.saturating_duration_since(*t) >= HOUR) {
+            self.recent.pop_front();
+        }
+        if self.guarded_until.is_some_and(|t| now >= t) {
+            self.guarded_until = None;
+            self.alerts.push_back(Alert::Unguarded);
+            self.new_code(now);
+        }
+        self.clients.retain(|_, r| {
+            let waiting = r.paused_until.is_some_and(|t| now < t);
+            // A client is remembered a day after its last wrong try, so pauses keep doubling.
+            waiting || r.last.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(24 * 3600))
+        });
+        self.sessions.retain(|s| s.alive(now));
     }
 
     /// The current join-by-scan token, rotated when expired.
@@ -223,7 +510,7 @@ impl Pairing {
     }
 
     /// Redeems a scan token (single use) for a guest session.
-    pub fn redeem_join_token(&mut self, now: Instant, token: &str) -> Result<NewSession, PairError> {
+    pub fn redeem_join_token(&mut self, now: Instant, client: IpAddr, token: &str) -> Result<NewSession, PairError> {
         let valid = match &self.join_token {
             Some((current, expires)) => {
                 let same: bool = token.as_bytes().ct_eq(current.expose().as_bytes()).into();
@@ -235,21 +522,38 @@ impl Pairing {
             return Err(PairError::InvalidToken);
         }
         self.join_token = None;
-        Ok(self.open_session(now, Role::Guest))
+        Ok(self.open_session(now, Role::Guest, Some(client)))
     }
 
-    /// Finds the session of a cookie value.
+    /// Finds the session of a cookie value (and notes the request, which
+    /// keeps a guest session from going idle).
     pub fn session(&mut self, now: Instant, token: &str) -> Option<SessionInfo> {
-        self.sessions.retain(|s| now < s.expires);
+        self.expire(now);
         let hash = sha256(token.as_bytes());
         // Compare every stored hash so the time taken does not depend on which matched.
         let mut found = None;
-        for s in &self.sessions {
+        for s in &mut self.sessions {
             if bool::from(s.token_hash.ct_eq(&hash)) {
-                found = Some(SessionInfo { role: s.role, csrf: s.csrf.clone() });
+                s.last_seen = now;
+                found = Some(SessionInfo { id: s.id.clone(), role: s.role, csrf: s.csrf.clone(), meeting: s.meeting });
             }
         }
         found
+    }
+
+    /// Binds a guest session to the meeting it started (it ends with it).
+    pub fn bind_guest(&mut self, id: &str, meeting: u64) {
+        if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id && s.role == Role::Guest) {
+            s.meeting = Some(meeting);
+        }
+    }
+
+    /// Ends the guest sessions bound to a meeting other than `current`
+    /// (`None`: no meeting), i.e. those whose meeting is over.
+    pub fn end_guests_of_past_meetings(&mut self, current: Option<u64>) -> usize {
+        let before = self.sessions.len();
+        self.sessions.retain(|s| s.role != Role::Guest || s.meeting.is_none() || s.meeting == current);
+        before - self.sessions.len()
     }
 
     /// Ends the session of a cookie value.
@@ -258,30 +562,71 @@ impl Pairing {
         self.sessions.retain(|s| !bool::from(s.token_hash.ct_eq(&hash)));
     }
 
-    fn open_session(&mut self, now: Instant, role: Role) -> NewSession {
+    /// Ends a session by its public id; whether there was one.
+    pub fn revoke(&mut self, id: &str) -> bool {
+        let before = self.sessions.len();
+        self.sessions.retain(|s| s.id != id);
+        before != self.sessions.len()
+    }
+
+    /// The live sessions, oldest first.
+    pub fn sessions(&mut self, now: Instant) -> Vec<SessionSummary> {
+        self.expire(now);
+        self.sessions
+            .iter()
+            .map(|s| SessionSummary {
+                id: s.id.clone(),
+                role: s.role,
+                client: s.client.map(|c| c.to_string()),
+                age_secs: now.saturating_duration_since(s.opened).as_secs(),
+                idle_secs: now.saturating_duration_since(s.last_seen).as_secs(),
+                expires_in_secs: match s.role {
+                    Role::Admin => s.expires.saturating_duration_since(now),
+                    Role::Guest => s.expires.min(s.last_seen + GUEST_IDLE).saturating_duration_since(now),
+                }
+                .as_secs(),
+                meeting: s.meeting,
+            })
+            .collect()
+    }
+
+    fn open_session(&mut self, now: Instant, role: Role, client: Option<IpAddr>) -> NewSession {
         let token = random_hex(self.rng.as_mut(), 32);
         let csrf = random_hex(self.rng.as_mut(), 32);
+        let id = random_hex(self.rng.as_mut(), 8).expose().to_owned();
         let ttl = match role {
             Role::Admin => ADMIN_SESSION_TTL,
             Role::Guest => GUEST_SESSION_TTL,
         };
-        self.sessions.retain(|s| now < s.expires);
-        if self.sessions.len() >= MAX_SESSIONS {
-            self.sessions.remove(0);
+        self.expire(now);
+        let cap = match role {
+            Role::Admin => MAX_ADMIN_SESSIONS,
+            Role::Guest => MAX_GUEST_SESSIONS,
+        };
+        if self.sessions.iter().filter(|s| s.role == role).count() >= cap {
+            if let Some(i) = self.sessions.iter().position(|s| s.role == role) {
+                self.sessions.remove(i);
+            }
         }
         self.sessions.push(Session {
+            id,
             token_hash: sha256(token.expose().as_bytes()),
             csrf: csrf.clone(),
             role,
+            client,
+            opened: now,
+            last_seen: now,
             expires: now + ttl,
+            meeting: None,
         });
         NewSession { token, csrf, role, expires_in: ttl }
     }
 }
 
-/// Sessions as kept in the state directory (`sessions.json`, mode 0600) so
-/// that a daemon restart does not log everyone out: only the SHA-256 of each
-/// cookie token, its CSRF token, role and expiry (Unix seconds).
+/// Admin sessions as kept in the state directory (`sessions.json`, mode
+/// 0600) so that a daemon restart does not log the admin out: only the
+/// SHA-256 of each cookie token, its CSRF token, role and expiry (Unix
+/// seconds). Guest sessions are not kept: a restart ends them.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct StoredSessions {
     pub sessions: Vec<StoredSession>,
@@ -309,7 +654,7 @@ impl Pairing {
         let sessions = self
             .sessions
             .iter()
-            .filter(|s| now < s.expires)
+            .filter(|s| s.role == Role::Admin && now < s.expires)
             .map(|s| StoredSession {
                 token_sha256: to_hex(&s.token_hash),
                 csrf: s.csrf.expose().to_owned(),
@@ -320,24 +665,28 @@ impl Pairing {
         StoredSessions { sessions }
     }
 
-    /// Adds saved sessions that have not expired; malformed entries are skipped.
+    /// Adds saved admin sessions that have not expired; malformed entries
+    /// and guest sessions are skipped.
     pub fn restore_sessions(&mut self, stored: &StoredSessions, now: Instant, now_unix: u64) {
         for s in &stored.sessions {
             let Some(hash) = from_hex(&s.token_sha256).and_then(|h| <[u8; 32]>::try_from(h).ok()) else { continue };
             let valid_csrf = s.csrf.len() == 64 && s.csrf.bytes().all(|b| b.is_ascii_hexdigit());
-            if !valid_csrf || s.expires_unix <= now_unix || self.sessions.len() >= MAX_SESSIONS {
+            let admins = self.sessions.iter().filter(|s| s.role == Role::Admin).count();
+            if !valid_csrf || s.role != Role::Admin || s.expires_unix <= now_unix || admins >= MAX_ADMIN_SESSIONS {
                 continue;
             }
-            let ttl = match s.role {
-                Role::Admin => ADMIN_SESSION_TTL,
-                Role::Guest => GUEST_SESSION_TTL,
-            };
-            let left = Duration::from_secs(s.expires_unix - now_unix).min(ttl);
+            let left = Duration::from_secs(s.expires_unix - now_unix).min(ADMIN_SESSION_TTL);
+            let id = random_hex(self.rng.as_mut(), 8).expose().to_owned();
             self.sessions.push(Session {
+                id,
                 token_hash: hash,
                 csrf: Secret(s.csrf.clone()),
-                role: s.role,
+                role: Role::Admin,
+                client: None,
+                opened: now,
+                last_seen: now,
                 expires: now + left,
+                meeting: None,
             });
         }
     }
@@ -413,16 +762,17 @@ fn pbkdf2_sha256(password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
     out
 }
 
-fn new_code(rng: &mut dyn RandomSource) -> Secret {
-    // Rejection sampling keeps the 6 digits uniform.
-    loop {
-        let mut b = Zeroizing::new([0u8; 4]);
+fn new_code(rng: &mut dyn RandomSource, digits: usize) -> Secret {
+    // Digit by digit, rejection sampling keeps each uniform (250 = 25 × 10).
+    let mut code = String::with_capacity(digits);
+    while code.len() < digits {
+        let mut b = Zeroizing::new([0u8; 1]);
         rng.fill(&mut *b);
-        let n = u32::from_le_bytes(*b);
-        if n < 4_294_000_000 {
-            return Secret(format!("{:06}", n % 1_000_000));
+        if b[0] < 250 {
+            code.push(char::from(b'0' + b[0] % 10));
         }
     }
+    Secret(code)
 }
 
 fn random_hex(rng: &mut dyn RandomSource, bytes: usize) -> Secret {
@@ -476,65 +826,151 @@ impl RandomSource for CountingRandom {
 mod tests {
     use super::*;
 
+    const ADMIN: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, 10));
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, last))
+    }
+
     fn pairing() -> (Pairing, Instant) {
         (Pairing::new(Box::new(CountingRandom::new(1)), None), Instant::now())
     }
 
     fn wrong(code: &Secret) -> String {
-        let n: u32 = code.expose().parse().expect("digits");
-        format!("{:06}", (n + 1) % 1_000_000)
+        let n: u64 = code.expose().parse().expect("digits");
+        let len = code.expose().len();
+        format!("{:0len$}", (n + 1) % 10u64.pow(u32::try_from(len).expect("short")))
     }
 
     #[test]
     fn code_is_six_digits_and_new_each_boot() {
-        let a = Pairing::new(Box::new(CountingRandom::new(1)), None);
-        let b = Pairing::new(Box::new(CountingRandom::new(2)), None);
-        assert_eq!(a.code().expose().len(), 6);
-        assert!(a.code().expose().bytes().all(|c| c.is_ascii_digit()));
-        assert_ne!(a.code(), b.code());
+        let now = Instant::now();
+        let mut a = Pairing::new(Box::new(CountingRandom::new(1)), None);
+        let mut b = Pairing::new(Box::new(CountingRandom::new(2)), None);
+        let code = a.code(now).clone();
+        assert_eq!(code.expose().len(), 6);
+        assert!(code.expose().bytes().all(|c| c.is_ascii_digit()));
+        assert_ne!(&code, b.code(now));
         assert_eq!(format!("{a:?}").matches("[redacted]").count(), 1);
-        assert!(!format!("{a:?}").contains(a.code().expose()));
+        assert!(!format!("{a:?}").contains(code.expose()));
     }
 
     #[test]
     fn right_code_opens_a_session_once() {
         let (mut p, now) = pairing();
-        let code = p.code().clone();
-        let s = p.pair(now, code.expose(), None).expect("paired");
+        let code = p.code(now).clone();
+        let s = p.pair(now, ADMIN, code.expose(), None).expect("paired");
         assert_eq!(s.role, Role::Admin);
         assert_eq!(s.token.expose().len(), 64);
         let info = p.session(now, s.token.expose()).expect("session found");
         assert!(csrf_matches(&info, s.csrf.expose()));
         assert!(!csrf_matches(&info, "nope"));
         // Single use: the same code again is wrong, and a new code is shown.
-        assert_ne!(p.code(), &code);
-        assert!(matches!(p.pair(now, code.expose(), None), Err(PairError::Wrong { .. })));
+        assert_ne!(p.code(now), &code);
+        assert!(matches!(p.pair(now, ADMIN, code.expose(), None), Err(PairError::Wrong { .. })));
         assert!(p.session(now, "0".repeat(64).as_str()).is_none());
         assert!(p.session(now + ADMIN_SESSION_TTL, s.token.expose()).is_none(), "expired");
     }
 
     #[test]
-    fn ten_wrong_tries_a_minute_then_a_pause() {
+    fn the_code_changes_on_a_timer_and_after_a_few_wrong_tries() {
         let (mut p, t0) = pairing();
-        let code = p.code().clone();
-        for i in 0..9 {
-            let r = p.pair(t0 + Duration::from_secs(i), &wrong(&code), None);
-            assert_eq!(r.expect_err("wrong"), PairError::Wrong { remaining: 9 - i as usize });
+        let first = p.code(t0).clone();
+        assert_eq!(p.code(t0 + CODE_TTL - Duration::from_secs(1)), &first);
+        let second = p.code(t0 + CODE_TTL).clone();
+        assert_ne!(second, first, "replaced after its lifetime");
+        let t1 = t0 + CODE_TTL;
+        for i in 0..ROTATE_AFTER_FAILURES - 1 {
+            assert!(p.pair(t1, ip(50 + u8::try_from(i).expect("small")), &wrong(&second), None).is_err());
+            assert_eq!(p.code(t1), &second, "a typo does not change the code");
         }
-        let r = p.pair(t0 + Duration::from_secs(9), &wrong(&code), None);
-        assert_eq!(r.expect_err("paused"), PairError::Paused { retry_after: PAUSE });
-        // Even the right code is refused during the pause.
-        let r = p.pair(t0 + Duration::from_secs(30), code.expose(), None);
-        assert_eq!(r.expect_err("paused"), PairError::Paused { retry_after: Duration::from_secs(39) });
-        assert!(p.pair(t0 + Duration::from_secs(69), code.expose(), None).is_ok());
+        assert!(p.pair(t1, ip(60), &wrong(&second), None).is_err());
+        assert_ne!(p.code(t1), &second, "replaced after {ROTATE_AFTER_FAILURES} wrong tries");
     }
 
     #[test]
-    fn wrong_tries_spread_over_minutes_do_not_pause() {
+    fn a_guesser_waits_alone_and_the_admin_still_pairs() {
         let (mut p, t0) = pairing();
-        let code = p.code().clone();
+        let attacker = ip(66);
+        for i in 0..CLIENT_MAX_FAILURES - 1 {
+            let code = p.code(t0).clone();
+            let r = p.pair(t0, attacker, &wrong(&code), None);
+            assert_eq!(r.expect_err("wrong"), PairError::Wrong { remaining: CLIENT_MAX_FAILURES - 1 - i });
+        }
+        let code = p.code(t0).clone();
+        let r = p.pair(t0, attacker, &wrong(&code), None);
+        assert_eq!(r.expect_err("paused"), PairError::Paused { retry_after: CLIENT_PAUSE });
+        assert_eq!(
+            p.take_alerts(),
+            vec![Alert::ClientPaused {
+                client: ClientKey::of(attacker),
+                failures: u32::try_from(CLIENT_MAX_FAILURES).expect("small"),
+                pause: CLIENT_PAUSE
+            }]
+        );
+        // The guesser is refused even with the right code while it waits...
+        let code = p.code(t0).clone();
+        let r = p.pair(t0 + Duration::from_secs(30), attacker, code.expose(), None);
+        assert_eq!(r.expect_err("paused"), PairError::Paused { retry_after: Duration::from_secs(30) });
+        // ...while the admin, elsewhere, pairs at once.
+        assert!(p.pair(t0 + Duration::from_secs(30), ADMIN, code.expose(), None).is_ok());
+        assert_eq!(p.stats(t0 + Duration::from_secs(30)).clients_paused, 1);
+        assert_eq!(p.stats(t0 + Duration::from_secs(30)).failures_total, 5);
+        // The next pause doubles.
+        let t1 = t0 + CLIENT_PAUSE;
+        for _ in 0..CLIENT_MAX_FAILURES - 1 {
+            let code = p.code(t1).clone();
+            assert!(matches!(p.pair(t1, attacker, &wrong(&code), None), Err(PairError::Wrong { .. })));
+        }
+        let code = p.code(t1).clone();
+        let r = p.pair(t1, attacker, &wrong(&code), None);
+        assert_eq!(r.expect_err("paused"), PairError::Paused { retry_after: 2 * CLIENT_PAUSE });
+    }
+
+    #[test]
+    fn an_ipv6_guesser_is_one_client_per_64() {
+        let a: IpAddr = "2001:db8:1:2::10".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::99".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:192.168.1.66".parse().expect("ip");
+        assert_eq!(ClientKey::of(a), ClientKey::of(b));
+        assert_eq!(ClientKey::of(mapped), ClientKey::of(ip(66)));
+        assert_eq!(ClientKey::of(a).to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn many_addresses_guessing_make_the_code_long_for_a_quiet_day() {
+        let (mut p, t0) = pairing();
+        for i in 0..GUARD_AFTER_FAILURES {
+            let t = t0 + Duration::from_secs(60 * u64::try_from(i).expect("small"));
+            let code = p.code(t).clone();
+            assert_eq!(code.expose().len(), CODE_DIGITS);
+            let _ = p.pair(t, ip(100 + u8::try_from(i).expect("small")), &wrong(&code), None);
+        }
+        let t1 = t0 + Duration::from_secs(60 * 20);
+        assert!(p.take_alerts().contains(&Alert::Guarded { failures_last_hour: GUARD_AFTER_FAILURES }));
+        let long = p.code(t1).clone();
+        assert_eq!(long.expose().len(), GUARDED_CODE_DIGITS);
+        assert!(p.stats(t1).guarded);
+        // The admin pairs with the long code as usual.
+        assert!(p.pair(t1, ADMIN, long.expose(), None).is_ok());
+        // A wrong try restarts the quiet day.
+        let t2 = t1 + Duration::from_secs(3600);
+        let code = p.code(t2).clone();
+        let _ = p.pair(t2, ip(200), &wrong(&code), None);
+        assert!(p.stats(t2 + GUARD_QUIET - Duration::from_secs(1)).guarded);
+        let t3 = t2 + GUARD_QUIET;
+        assert!(!p.stats(t3).guarded);
+        assert_eq!(p.code(t3).expose().len(), CODE_DIGITS);
+        assert_eq!(p.take_alerts().last(), Some(&Alert::Unguarded));
+    }
+
+    #[test]
+    fn wrong_tries_spread_over_time_never_pause() {
+        let (mut p, t0) = pairing();
         for i in 0..30 {
-            let r = p.pair(t0 + Duration::from_secs(7 * i), &wrong(&code), None);
+            let t = t0 + Duration::from_secs(240 * i);
+            let code = p.code(t).clone();
+            let r = p.pair(t, ip(7), &wrong(&code), None);
             assert!(matches!(r, Err(PairError::Wrong { .. })), "try {i}: {r:?}");
         }
     }
@@ -547,13 +983,24 @@ mod tests {
         assert_eq!(parsed, hash);
         assert_eq!(format!("{hash:?}"), "PasswordHash([redacted])");
         let mut p = Pairing::new(Box::new(CountingRandom::new(1)), Some(parsed));
-        let code = p.code().clone();
         let now = Instant::now();
-        assert!(matches!(p.pair(now, code.expose(), None), Err(PairError::Wrong { .. })));
-        assert!(matches!(p.pair(now, code.expose(), Some("wrong")), Err(PairError::Wrong { .. })));
-        assert!(p.pair(now, code.expose(), Some("correct horse")).is_ok());
+        let code = p.code(now).clone();
+        assert!(matches!(p.pair(now, ADMIN, code.expose(), None), Err(PairError::Wrong { .. })));
+        assert!(matches!(p.pair(now, ADMIN, code.expose(), Some("wrong")), Err(PairError::Wrong { .. })));
+        assert!(p.pair(now, ADMIN, code.expose(), Some("correct horse")).is_ok());
         assert!(PasswordHash::parse("pbkdf2-sha256$0$00$00").is_err());
         assert!(PasswordHash::parse("md5$1$00$00").is_err());
+    }
+
+    #[test]
+    fn the_password_is_checked_outside_the_pairing_state() {
+        let mut rng = CountingRandom::new(9);
+        let mut p = Pairing::new(Box::new(CountingRandom::new(1)), Some(PasswordHash::create("pw", &mut rng)));
+        let now = Instant::now();
+        let code = p.code(now).clone();
+        let attempt = p.begin_pair(now, ADMIN).expect("let through");
+        let ok = attempt.password.as_ref().is_some_and(|h| h.verify("pw"));
+        assert!(p.finish_pair(now, attempt, code.expose(), ok).is_ok());
     }
 
     #[test]
@@ -561,27 +1008,74 @@ mod tests {
         let (mut p, t0) = pairing();
         let t = p.join_token(t0);
         assert_eq!(p.join_token(t0 + Duration::from_secs(10)), t, "stable within its lifetime");
-        let s = p.redeem_join_token(t0 + Duration::from_secs(10), t.expose()).expect("redeemed");
+        let s = p.redeem_join_token(t0 + Duration::from_secs(10), ip(9), t.expose()).expect("redeemed");
         assert_eq!(s.role, Role::Guest);
-        assert_eq!(p.redeem_join_token(t0, t.expose()).expect_err("used"), PairError::InvalidToken);
+        assert_eq!(p.redeem_join_token(t0, ip(9), t.expose()).expect_err("used"), PairError::InvalidToken);
         let t2 = p.join_token(t0 + Duration::from_secs(20));
         assert_ne!(t2, t);
         let t3 = p.join_token(t0 + Duration::from_secs(20) + JOIN_TOKEN_TTL);
         assert_ne!(t3, t2, "rotated after its lifetime");
         assert_eq!(
-            p.redeem_join_token(t0 + Duration::from_secs(20) + JOIN_TOKEN_TTL, t2.expose()).expect_err("old"),
+            p.redeem_join_token(t0 + Duration::from_secs(20) + JOIN_TOKEN_TTL, ip(9), t2.expose()).expect_err("old"),
             PairError::InvalidToken
         );
         let late = t0 + Duration::from_secs(20) + 2 * JOIN_TOKEN_TTL;
-        assert_eq!(p.redeem_join_token(late, t3.expose()).expect_err("expired"), PairError::InvalidToken);
+        assert_eq!(p.redeem_join_token(late, ip(9), t3.expose()).expect_err("expired"), PairError::InvalidToken);
+    }
+
+    fn guest(p: &mut Pairing, now: Instant) -> NewSession {
+        let t = p.join_token(now);
+        p.redeem_join_token(now, ip(9), t.expose()).expect("redeemed")
     }
 
     #[test]
-    fn sessions_survive_export_and_restore_until_they_expire() {
+    fn guest_sessions_end_when_idle_or_with_their_meeting() {
         let (mut p, t0) = pairing();
-        let code = p.code().clone();
-        let s = p.pair(t0, code.expose(), None).expect("paired");
+        let g = guest(&mut p, t0);
+        // Each request keeps it alive...
+        let t1 = t0 + GUEST_IDLE - Duration::from_secs(1);
+        let info = p.session(t1, g.token.expose()).expect("alive");
+        assert!(p.session(t1 + GUEST_IDLE - Duration::from_secs(1), g.token.expose()).is_some());
+        // ...fifteen quiet minutes end it.
+        assert!(p.session(t1 + 2 * GUEST_IDLE, g.token.expose()).is_none(), "idle");
+
+        let g = guest(&mut p, t0);
+        let info2 = p.session(t0, g.token.expose()).expect("alive");
+        assert_ne!(info.id, info2.id);
+        p.bind_guest(&info2.id, 7);
+        assert_eq!(p.session(t0, g.token.expose()).expect("alive").meeting, Some(7));
+        assert_eq!(p.end_guests_of_past_meetings(Some(7)), 0, "its meeting goes on");
+        assert_eq!(p.end_guests_of_past_meetings(None), 1, "its meeting ended");
+        assert!(p.session(t0, g.token.expose()).is_none());
+    }
+
+    #[test]
+    fn guests_never_push_an_admin_out_and_the_admin_can_revoke() {
+        let (mut p, t0) = pairing();
+        let code = p.code(t0).clone();
+        let admin = p.pair(t0, ADMIN, code.expose(), None).expect("paired");
+        let guests: Vec<_> = (0..MAX_GUEST_SESSIONS + 50).map(|_| guest(&mut p, t0)).collect();
+        assert!(p.session(t0, admin.token.expose()).is_some(), "the admin stays");
+        assert!(p.session(t0, guests[0].token.expose()).is_none(), "the oldest guest went");
+        let list = p.sessions(t0);
+        assert_eq!(list.iter().filter(|s| s.role == Role::Guest).count(), MAX_GUEST_SESSIONS);
+        assert_eq!(list.iter().filter(|s| s.role == Role::Admin).count(), 1);
+        assert_eq!(list[0].client.as_deref(), Some("192.168.1.10"));
+        let last = guests.last().expect("one");
+        let id = p.session(t0, last.token.expose()).expect("alive").id;
+        assert!(p.revoke(&id));
+        assert!(p.session(t0, last.token.expose()).is_none(), "revoked");
+        assert!(!p.revoke(&id));
+    }
+
+    #[test]
+    fn only_admin_sessions_survive_export_and_restore_until_they_expire() {
+        let (mut p, t0) = pairing();
+        let code = p.code(t0).clone();
+        let s = p.pair(t0, ADMIN, code.expose(), None).expect("paired");
+        let g = guest(&mut p, t0);
         let stored = p.export_sessions(t0, 1_000_000);
+        assert_eq!(stored.sessions.len(), 1, "guest sessions are not kept");
         let json = serde_json::to_string(&stored).expect("json");
         assert!(!json.contains(s.token.expose()), "only the hash of the token is stored");
         assert!(!format!("{stored:?}").contains(s.csrf.expose()));
@@ -591,16 +1085,23 @@ mod tests {
         let info = q.session(t1, s.token.expose()).expect("restored");
         assert!(csrf_matches(&info, s.csrf.expose()));
         assert_eq!(info.role, Role::Admin);
+        assert!(q.session(t1, g.token.expose()).is_none());
         let mut r = Pairing::new(Box::new(CountingRandom::new(3)), None);
         r.restore_sessions(&back, t1, 1_000_000 + ADMIN_SESSION_TTL.as_secs());
         assert!(r.session(t1, s.token.expose()).is_none(), "expired sessions are not restored");
+        // A planted guest entry is not restored either.
+        let planted = json.replace("\"admin\"", "\"guest\"");
+        let planted: StoredSessions = serde_json::from_str(&planted).expect("parses");
+        let mut r = Pairing::new(Box::new(CountingRandom::new(4)), None);
+        r.restore_sessions(&planted, t1, 1_000_100);
+        assert!(r.session(t1, s.token.expose()).is_none());
     }
 
     #[test]
     fn ended_sessions_are_gone() {
         let (mut p, now) = pairing();
-        let code = p.code().clone();
-        let s = p.pair(now, code.expose(), None).expect("paired");
+        let code = p.code(now).clone();
+        let s = p.pair(now, ADMIN, code.expose(), None).expect("paired");
         p.end_session(s.token.expose());
         assert!(p.session(now, s.token.expose()).is_none());
     }

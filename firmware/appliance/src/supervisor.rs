@@ -138,6 +138,9 @@ pub struct Status {
     pub attempts: u32,
     /// Milliseconds until the next retry, in the error state.
     pub retry_in_ms: Option<u64>,
+    /// Which meeting this is: a new number for each join asked for, kept
+    /// through its retries; `None` when idle.
+    pub meeting_id: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -170,6 +173,8 @@ pub struct Supervisor {
     media: MediaStats,
     error: Option<String>,
     attempts: u32,
+    /// Joins asked for since start: the current meeting's number.
+    meetings: u64,
     now: Option<Instant>,
     outputs: VecDeque<Output>,
 }
@@ -193,6 +198,7 @@ impl Supervisor {
             media: MediaStats::default(),
             error: None,
             attempts: 0,
+            meetings: 0,
             now: None,
             outputs: VecDeque::new(),
         }
@@ -307,6 +313,7 @@ impl Supervisor {
             error: self.error.clone(),
             attempts: self.attempts,
             retry_in_ms,
+            meeting_id: (!matches!(self.state, State::Idle)).then_some(self.meetings),
         }
     }
 
@@ -315,6 +322,7 @@ impl Supervisor {
             State::Idle | State::Error { .. } => {
                 self.attempts = 0;
                 self.error = None;
+                self.meetings += 1;
                 self.start_join(now, link);
             }
             // Switching meetings: leave first, the caller joins again once idle.

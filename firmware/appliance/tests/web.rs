@@ -2,13 +2,14 @@
 //! (trusted as the only root by the test client), the real supervisor and
 //! pairing, no media.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use cloakroom_appliance::config::ConfigStore;
-use cloakroom_appliance::pairing::{CountingRandom, MAX_FAILURES, Pairing, PasswordHash};
-use cloakroom_appliance::supervisor::Output;
+use cloakroom_appliance::pairing::{CLIENT_MAX_FAILURES, CountingRandom, Pairing, PasswordHash};
+use cloakroom_appliance::supervisor::{Input, Output};
 use cloakroom_appliance::web::{LogBuffer, SupervisedRoom, WebContext, WebServer};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
@@ -21,7 +22,9 @@ const LINK: &str = "janus+wss://sfu.example:8989/janus?room=1234#e2ee=AAECAwQFBg
 
 struct Device {
     server: WebServer,
+    room: Arc<SupervisedRoom>,
     code: String,
+    pairing: Arc<Mutex<Pairing>>,
     outputs: UnboundedReceiver<Output>,
     config_path: PathBuf,
 }
@@ -65,17 +68,25 @@ fn write_config_with(dir: &Path, web_extra: &str) -> PathBuf {
 
 async fn start(config_path: &Path, seed: u64) -> Device {
     let store = ConfigStore::load(config_path).expect("config loads");
-    let pairing = Pairing::new(Box::new(CountingRandom::new(seed)), store.settings().admin_password.clone());
-    let code = pairing.code().expose().to_owned();
+    let mut pairing = Pairing::new(Box::new(CountingRandom::new(seed)), store.settings().admin_password.clone());
+    let code = pairing.code(Instant::now()).expose().to_owned();
+    let pairing = Arc::new(Mutex::new(pairing));
     let (room, outputs) = SupervisedRoom::new();
     let ctx = WebContext {
-        room,
-        pairing: Arc::new(Mutex::new(pairing)),
+        room: room.clone(),
+        pairing: pairing.clone(),
         config: Arc::new(Mutex::new(store)),
         logs: LogBuffer::default(),
     };
     let server = WebServer::start(ctx).await.expect("server starts");
-    Device { server, code, outputs, config_path: config_path.to_owned() }
+    Device { server, room, code, pairing, outputs, config_path: config_path.to_owned() }
+}
+
+impl Device {
+    /// The code on the room screen now.
+    fn current_code(&self) -> String {
+        self.pairing.lock().expect("pairing").code(Instant::now()).expose().to_owned()
+    }
 }
 
 /// A tiny HTTPS client keeping the session cookie and CSRF token.
@@ -84,6 +95,10 @@ struct Client {
     tls: tokio_rustls::TlsConnector,
     cookie: Option<String>,
     csrf: Option<String>,
+    /// The address requests come from (all of 127/8 is this host's loopback).
+    source: Option<IpAddr>,
+    /// An `Origin` header to send with POST and PUT.
+    origin: Option<String>,
 }
 
 struct Reply {
@@ -117,11 +132,24 @@ impl Client {
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             cookie: None,
             csrf: None,
+            source: None,
+            origin: None,
         }
     }
 
+    fn from(device: &Device, source: &str) -> Self {
+        Self { source: Some(source.parse().expect("address")), ..Self::new(device) }
+    }
+
     async fn send(&self, method: Method, path: &str, body: Option<&str>, csrf: Option<&str>) -> Reply {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let tcp = match self.source {
+            None => tokio::net::TcpStream::connect(self.addr).await.expect("connect"),
+            Some(source) => {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.bind(SocketAddr::new(source, 0)).expect("bind the source address");
+                socket.connect(self.addr).await.expect("connect")
+            }
+        };
         let name = ServerName::try_from("localhost").expect("name");
         let tls = self.tls.connect(name, tcp).await.expect("TLS handshake with the device certificate");
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.expect("http");
@@ -135,6 +163,9 @@ impl Client {
         }
         if let Some(t) = csrf {
             req = req.header("x-csrf-token", t);
+        }
+        if let (Some(origin), true) = (&self.origin, body.is_some()) {
+            req = req.header("origin", origin);
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or("").to_owned()))).expect("request");
         let res = sender.send_request(req).await.expect("response");
@@ -169,24 +200,38 @@ fn wrong(code: &str) -> String {
 }
 
 #[tokio::test]
-async fn wrong_codes_are_refused_then_rate_limited() {
+async fn a_guesser_is_paused_alone_and_the_admin_still_pairs() {
+    // Security review findings 1, 2, 11: the pause was global (anyone could
+    // lock the admin out), the code never changed, and nothing was logged.
     let dir = temp_dir("ratelimit");
     let device = start(&write_config(&dir), 1).await;
-    let mut client = Client::new(&device);
-    for i in 1..MAX_FAILURES {
-        let r = client.pair(&wrong(&device.code)).await;
+    let mut guesser = Client::from(&device, "127.0.0.7");
+    for i in 1..CLIENT_MAX_FAILURES {
+        let r = guesser.pair(&wrong(&device.current_code())).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "try {i}: {}", r.body);
         assert_eq!(r.error_code(), "wrong_code");
         assert!(r.headers.get("set-cookie").is_none());
     }
-    let r = client.pair(&wrong(&device.code)).await;
+    assert_ne!(device.current_code(), device.code, "the code changed after a few wrong tries");
+    let r = guesser.pair(&wrong(&device.current_code())).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert_eq!(r.headers["retry-after"], "60");
-    // During the pause even the right code is refused.
-    let r = client.pair(&device.code).await;
+    // During its pause even the right code is refused for the guesser...
+    let r = guesser.pair(&device.current_code()).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(client.cookie.is_none());
-    let r = client.send(Method::POST, "/api/pair", Some("{\"code\":\"12ab56\"}"), None).await;
+    assert!(guesser.cookie.is_none());
+    // ...and the admin, at another address, pairs at once.
+    let mut admin = Client::from(&device, "127.0.0.8");
+    let r = admin.pair(&device.current_code()).await;
+    assert_eq!(r.status, StatusCode::OK, "the admin is not locked out: {}", r.body);
+    // The page's log says what happened once, not once per try.
+    let logs = admin.call(Method::GET, "/api/logs", None).await.body;
+    assert_eq!(logs.matches("127.0.0.7 made 5 wrong tries").count(), 1, "{logs}");
+    assert!(!logs.contains("wrong pairing code"), "{logs}");
+    let metrics = admin.call(Method::GET, "/metrics", None).await.body;
+    assert!(metrics.contains("cloakroom_pairing_failures_total 5"), "{metrics}");
+    assert!(metrics.contains("cloakroom_pairing_clients_paused 1"), "{metrics}");
+    let r = guesser.send(Method::POST, "/api/pair", Some("{\"code\":\"12ab56\"}"), None).await;
     assert_eq!((r.status, r.json()["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("code")));
 }
 
@@ -241,9 +286,12 @@ async fn every_api_route_needs_a_session() {
     let mut forged = Client::new(&device);
     forged.cookie = Some(format!("__Host-cloakroom={}", "ab".repeat(32)));
     assert_eq!(forged.call(Method::GET, "/api/status", None).await.status, StatusCode::UNAUTHORIZED);
-    // Health and metrics are open.
+    // Health is open; metrics tell whether the room is in use: admin only (finding 17).
     assert_eq!(client.send(Method::GET, "/healthz", None, None).await.status, StatusCode::OK);
-    let metrics = client.send(Method::GET, "/metrics", None, None).await;
+    assert_eq!(client.send(Method::GET, "/metrics", None, None).await.status, StatusCode::UNAUTHORIZED);
+    let mut admin = Client::new(&device);
+    admin.pair(&device.code).await;
+    let metrics = admin.call(Method::GET, "/metrics", None).await;
     assert!(metrics.body.contains("cloakroom_room_state{state=\"idle\"} 1"), "{}", metrics.body);
 }
 
@@ -408,4 +456,90 @@ async fn admin_password_is_asked_for_when_set() {
     let r = client.send(Method::POST, "/api/pair", Some(&body), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["role"], "admin");
+}
+
+/// A guest session from the scan token the admin's page shows.
+async fn scan_in(device: &Device, admin: &Client, source: &str) -> Client {
+    let path = admin.call(Method::GET, "/api/join-token", None).await.json()["path"].as_str().expect("path").to_owned();
+    let token = path.strip_prefix("/join#t=").expect("scan path").to_owned();
+    let mut phone = Client::from(device, source);
+    let r = phone.send(Method::POST, "/api/scan", Some(&format!("{{\"token\":\"{token}\"}}")), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    phone.take_session(&r);
+    phone
+}
+
+#[tokio::test]
+async fn a_guest_controls_only_the_meeting_it_started_and_ends_with_it() {
+    // Security review findings 5, 6, 15.
+    let dir = temp_dir("guest");
+    let mut device = start(&write_config(&dir), 11).await;
+    let mut admin = Client::new(&device);
+    admin.pair(&device.code).await;
+    let phone = scan_in(&device, &admin, "127.0.0.21").await;
+    // The admin's meeting: the guest can neither leave nor unmute it.
+    assert_eq!(
+        admin.call(Method::POST, "/api/join", Some(&format!("{{\"link\":\"{LINK}\"}}"))).await.status,
+        StatusCode::OK
+    );
+    let r = phone.call(Method::POST, "/api/leave", Some("{}")).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::FORBIDDEN, "not_your_meeting"));
+    let r = phone.call(Method::POST, "/api/mute", Some("{\"muted\":false}")).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::FORBIDDEN, "not_your_meeting"));
+    // A guest's status has no device report and no check digits.
+    let status = phone.call(Method::GET, "/api/status", None).await.json();
+    assert!(status["devices"].is_null() && status["encryption"]["verification"].is_null(), "{status}");
+    assert_eq!(admin.call(Method::POST, "/api/leave", Some("{}")).await.status, StatusCode::OK);
+    while device.outputs.try_recv().is_ok() {}
+    // The room goes idle once the leave is done (the daemon would say so).
+    device_left(&device);
+    // The guest's own meeting: it may leave it, and its session ends with it.
+    let r = phone.call(Method::POST, "/api/join", Some(&format!("{{\"link\":\"{LINK}\"}}"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(phone.call(Method::POST, "/api/mute", Some("{\"muted\":true}")).await.status, StatusCode::OK);
+    assert_eq!(phone.call(Method::POST, "/api/leave", Some("{}")).await.status, StatusCode::OK);
+    device_left(&device);
+    let r = phone.call(Method::GET, "/api/status", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the guest session ended with its meeting: {}", r.body);
+}
+
+/// Tells the supervisor the connector has left, as the daemon does when a leave completes.
+fn device_left(device: &Device) {
+    device.room.handle_input(Input::Left);
+}
+
+#[tokio::test]
+async fn the_admin_sees_sessions_and_revokes_one() {
+    let dir = temp_dir("revoke");
+    let device = start(&write_config(&dir), 12).await;
+    let mut admin = Client::new(&device);
+    admin.pair(&device.code).await;
+    let phone = scan_in(&device, &admin, "127.0.0.22").await;
+    let list = admin.call(Method::GET, "/api/sessions", None).await.json();
+    let list = list.as_array().expect("a list").clone();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let guest = list.iter().find(|s| s["role"] == "guest").expect("the phone");
+    assert_eq!(guest["client"], "127.0.0.22");
+    assert!(list.iter().any(|s| s["role"] == "admin" && s["current"] == true));
+    assert_eq!(phone.call(Method::GET, "/api/sessions", None).await.status, StatusCode::FORBIDDEN);
+    let body = format!("{{\"id\":\"{}\"}}", guest["id"].as_str().expect("id"));
+    assert_eq!(admin.call(Method::POST, "/api/sessions/revoke", Some(&body)).await.status, StatusCode::OK);
+    assert_eq!(phone.call(Method::GET, "/api/status", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(admin.call(Method::POST, "/api/sessions/revoke", Some(&body)).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn requests_from_another_site_or_for_another_host_are_refused() {
+    // Security review finding 18 (no Origin check, Host not checked) and 16 (HSTS).
+    let dir = temp_dir("origin");
+    let device = start(&write_config(&dir), 13).await;
+    let mut admin = Client::new(&device);
+    admin.pair(&device.code).await;
+    admin.origin = Some("https://evil.example".into());
+    let r = admin.call(Method::POST, "/api/mute", Some("{\"muted\":true}")).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::FORBIDDEN, "origin"));
+    admin.origin = Some(format!("https://localhost:{}", device.server.https_addr.port()));
+    let r = admin.call(Method::POST, "/api/mute", Some("{\"muted\":true}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.headers["strict-transport-security"].to_str().expect("ascii").starts_with("max-age="));
 }

@@ -272,7 +272,7 @@ impl RoomScreen {
         let (code, token) = {
             let mut p = pairing.lock().unwrap_or_else(PoisonError::into_inner);
             let token = Zeroizing::new(p.join_token(Instant::now()).expose().to_owned());
-            (Zeroizing::new(p.code().expose().to_owned()), token)
+            (Zeroizing::new(p.code(Instant::now()).expose().to_owned()), token)
         };
         let unchanged = self.shown.as_ref().is_some_and(|(c, t, n)| *c == code && *t == token && n == room_name);
         // Shown already, or failed with this very content: nothing to redo.

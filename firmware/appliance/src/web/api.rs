@@ -37,6 +37,13 @@ pub struct ScanRequest {
     pub token: String,
 }
 
+/// `POST /api/sessions/revoke`: a session's public id.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub id: String,
+}
+
 /// `POST /api/join`. The link carries the meeting key: no Debug, wiped on drop.
 #[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 #[serde(deny_unknown_fields)]
@@ -99,10 +106,12 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Validates a pairing request: 6 digits, password at most 256 bytes.
+/// Validates a pairing request: 6 digits (10 while the room is guarded),
+/// password at most 256 bytes.
 pub fn validate_pair(req: &PairRequest) -> Result<(), ApiError> {
-    if req.code.len() != 6 || !req.code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::field("code", "the code is 6 digits"));
+    use crate::pairing::{CODE_DIGITS, GUARDED_CODE_DIGITS};
+    if ![CODE_DIGITS, GUARDED_CODE_DIGITS].contains(&req.code.len()) || !req.code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::field("code", "the code is the 6 (or 10) digits on the room screen"));
     }
     if req.password.as_ref().is_some_and(|p| p.len() > 256 || p.chars().any(char::is_control)) {
         return Err(ApiError::field("password", "the password is at most 256 bytes without control characters"));

@@ -14,6 +14,7 @@
 //! The API is documented in `firmware/appliance/README.md`.
 
 pub mod api;
+pub mod listener;
 mod server;
 pub mod tls;
 
@@ -25,7 +26,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -49,8 +50,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub trait Room: Send + Sync + 'static {
     /// The room's status.
     fn status(&self) -> Status;
-    /// Asks the room to join a meeting.
-    fn join(&self, link: MeetingLink) -> Result<(), ApplianceError>;
+    /// Asks the room to join a meeting; the meeting's number ([`Status::meeting_id`]).
+    fn join(&self, link: MeetingLink) -> Result<u64, ApplianceError>;
     /// Asks the room to leave.
     fn leave(&self);
     /// Mutes or unmutes the microphone.
@@ -101,14 +102,14 @@ impl Room for SupervisedRoom {
         lock(&self.supervisor).status()
     }
 
-    fn join(&self, link: MeetingLink) -> Result<(), ApplianceError> {
+    fn join(&self, link: MeetingLink) -> Result<u64, ApplianceError> {
         let mut s = lock(&self.supervisor);
         if !matches!(s.status().state, RoomState::Idle | RoomState::Error) {
             return Err(ApplianceError::JoinRefused("the room is already in a meeting; leave first".to_owned()));
         }
         s.handle_input(Instant::now(), Input::Join(link));
         self.flush(&mut s);
-        Ok(())
+        s.status().meeting_id.ok_or_else(|| ApplianceError::JoinRefused("the room did not start joining".to_owned()))
     }
 
     fn leave(&self) {
@@ -151,7 +152,9 @@ impl LogBuffer {
         if lines.len() >= Self::CAPACITY {
             lines.pop_front();
         }
-        lines.push_back(LogLine { unix_ms, level: level.to_owned(), message: message.into() });
+        // Messages may quote text from outside (names, links): one line, nothing hidden.
+        let message = cloakroom_meeting::text::clean_to(&message.into(), 2000);
+        lines.push_back(LogLine { unix_ms, level: level.to_owned(), message });
     }
 
     pub fn lines(&self) -> Vec<LogLine> {
@@ -197,6 +200,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/devices", get(devices))
         .route("/api/logs", get(logs))
         .route("/api/join-token", get(join_token))
+        .route("/api/sessions", get(sessions_list))
+        .route("/api/sessions/revoke", post(sessions_revoke))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_host))
@@ -253,6 +258,9 @@ async fn security_headers(mut response: Response) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Only ever served over HTTPS. Browsers act on it once the device's
+    // certificate is trusted; from then on they never try plain HTTP.
+    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     response
 }
 
@@ -286,11 +294,22 @@ enum Access {
 /// header and the JSON content type.
 fn authorize(st: &AppState, method: &Method, headers: &HeaderMap, access: Access) -> Result<SessionInfo, ApiError> {
     let token = session_cookie(headers).ok_or_else(ApiError::unauthorized)?;
-    let session = lock(&st.ctx.pairing).session(Instant::now(), &token).ok_or_else(ApiError::unauthorized)?;
+    let meeting = st.ctx.room.status().meeting_id;
+    let session = {
+        let mut pairing = lock(&st.ctx.pairing);
+        // A guest session that started a meeting ends with it.
+        if pairing.end_guests_of_past_meetings(meeting) > 0 {
+            drop(pairing);
+            save_sessions(st);
+            pairing = lock(&st.ctx.pairing);
+        }
+        pairing.session(Instant::now(), &token).ok_or_else(ApiError::unauthorized)?
+    };
     if access == Access::AdminOnly && session.role != Role::Admin {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "admin_only", "this needs the admin session"));
     }
     if method != Method::GET && method != Method::HEAD {
+        check_origin(st, headers)?;
         check_json(headers)?;
         let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !csrf_matches(&session, presented) {
@@ -298,6 +317,24 @@ fn authorize(st: &AppState, method: &Method, headers: &HeaderMap, access: Access
         }
     }
     Ok(session)
+}
+
+/// A state-changing request that names its origin must come from this
+/// device's own page: `Origin` (RFC 6454) is `https://<a name of this
+/// device>[:port]`. Browsers send it on every POST and PUT; tools that send
+/// none (curl, the CLI) are still held to the session and the CSRF token.
+fn check_origin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let ok = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.strip_prefix("https://"))
+        .is_some_and(|host| !host.contains('/') && host_allowed(host, &st.names));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "origin", "this request came from another site's page"))
+    }
 }
 
 fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -350,7 +387,7 @@ fn pair_error(e: PairError) -> ApiError {
         PairError::Wrong { remaining } => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong_code",
-            format!("wrong code or password; {remaining} tries left this minute"),
+            format!("wrong code or password; {remaining} more tries from this device, then a pause"),
         ),
         PairError::Paused { retry_after } => {
             let secs = retry_after.as_secs().max(1);
@@ -359,7 +396,7 @@ fn pair_error(e: PairError) -> ApiError {
                 ..ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
-                    format!("too many wrong tries; try again in {secs} s"),
+                    format!("too many wrong tries from this device; try again in {secs} s"),
                 )
             }
         }
@@ -371,38 +408,77 @@ fn pair_error(e: PairError) -> ApiError {
     }
 }
 
-async fn pair(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+/// Slow key derivations (PBKDF2: the admin password, `#passphrase=` links)
+/// running at once, on blocking threads: more wait their turn, so a burst
+/// of them can neither stall the async workers nor take every core.
+static SLOW_KDF: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Runs a slow key derivation on a blocking thread, one at a time.
+async fn slow_kdf<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let internal = || ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "key derivation failed");
+    let _turn = SLOW_KDF.acquire().await.map_err(|_| internal())?;
+    tokio::task::spawn_blocking(f).await.map_err(|_| internal())
+}
+
+/// Writes what the pairing state has to report to the journal and the page's log.
+fn report_alerts(st: &AppState) {
+    for alert in lock(&st.ctx.pairing).take_alerts() {
+        tracing::warn!("{alert}");
+        st.ctx.logs.push("warn", alert.to_string());
+    }
+}
+
+async fn pair(
+    State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     check_json(&headers)?;
     let req: api::PairRequest = api::parse_body(&body)?;
     api::validate_pair(&req)?;
-    // The admin password check runs PBKDF2 (about 0.1-0.5 s on a Pi): off the async threads.
-    let pairing = st.ctx.pairing.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let req = req;
-        lock(&pairing).pair(Instant::now(), &req.code, req.password.as_deref())
-    })
-    .await
-    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "pairing check failed"))?;
+    let now = Instant::now();
+    // Refused at once while this client waits: no key derivation for it.
+    let attempt = lock(&st.ctx.pairing).begin_pair(now, client.0.ip()).map_err(pair_error)?;
+    // The admin password check runs PBKDF2 (about 0.1-0.5 s on a Pi): off
+    // the async threads and outside the pairing lock every request takes.
+    let (attempt, password_ok) = match attempt.password.clone() {
+        None => (attempt, true),
+        Some(hash) => {
+            let password = zeroize::Zeroizing::new(req.password.clone().unwrap_or_default());
+            let ok = slow_kdf(move || !password.is_empty() && hash.verify(&password)).await?;
+            (attempt, ok)
+        }
+    };
+    let result = lock(&st.ctx.pairing).finish_pair(Instant::now(), attempt, &req.code, password_ok);
+    report_alerts(&st);
     match result {
         Ok(session) => {
-            st.ctx.logs.push("info", "a browser paired as admin");
+            tracing::info!("a browser at {} paired as admin", client.0.ip());
+            st.ctx.logs.push("info", format!("a browser at {} paired as admin", client.0.ip()));
             save_sessions(&st);
             Ok(session_response(session))
         }
         Err(e) => {
-            st.ctx.logs.push("warn", "wrong pairing code");
+            tracing::debug!("wrong pairing try from {}", client.0.ip());
             Err(pair_error(e))
         }
     }
 }
 
-async fn scan(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn scan(
+    State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     check_json(&headers)?;
     let req: api::ScanRequest = api::parse_body(&body)?;
     api::validate_scan(&req)?;
-    let session = lock(&st.ctx.pairing).redeem_join_token(Instant::now(), &req.token).map_err(pair_error)?;
-    st.ctx.logs.push("info", "a phone opened the join page");
-    save_sessions(&st);
+    let session =
+        lock(&st.ctx.pairing).redeem_join_token(Instant::now(), client.0.ip(), &req.token).map_err(pair_error)?;
+    tracing::info!("a phone at {} opened the join page (guest session)", client.0.ip());
+    st.ctx.logs.push("info", format!("a phone at {} opened the join page", client.0.ip()));
     Ok(session_response(session))
 }
 
@@ -410,6 +486,7 @@ async fn session(State(st): State<AppState>, method: Method, headers: HeaderMap)
     let s = authorize(&st, &method, &headers, Access::AdminOrGuest)?;
     Ok(axum::Json(serde_json::json!({
         "role": s.role,
+        "id": s.id,
         "csrf": s.csrf.expose(),
         "fingerprint": st.fingerprint,
         "needs_password": lock(&st.ctx.pairing).needs_password(),
@@ -432,14 +509,30 @@ async fn logout(State(st): State<AppState>, method: Method, headers: HeaderMap) 
 }
 
 async fn status(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    let session = authorize(&st, &method, &headers, Access::AdminOrGuest)?;
     let room_name = lock(&st.ctx.config).settings().room_name.clone();
-    let mut value = serde_json::to_value(st.ctx.room.status()).unwrap_or_default();
+    let mut status = st.ctx.room.status();
+    if session.role == Role::Guest {
+        guest_view(&mut status);
+    }
+    let mut value = serde_json::to_value(status).unwrap_or_default();
     if let Some(obj) = value.as_object_mut() {
         obj.insert("room_name".into(), room_name.into());
         obj.insert("fingerprint".into(), st.fingerprint.clone().into());
     }
     Ok(axum::Json(value).into_response())
+}
+
+/// What a guest's status leaves out: the device report (admin only), the
+/// key's check digits (with them, a visitor could test guesses of a weak
+/// passphrase offline) and the cause of a failure (which would tell what
+/// answers at a LAN address the visitor typed in: refused, not HTTP, ...).
+fn guest_view(status: &mut Status) {
+    status.devices = serde_json::Value::Null;
+    status.encryption.verification = None;
+    if status.error.is_some() {
+        status.error = Some("could not join or lost the meeting; the room's admin page has the details".to_owned());
+    }
 }
 
 async fn join(
@@ -448,14 +541,34 @@ async fn join(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    let session = authorize(&st, &method, &headers, Access::AdminOrGuest)?;
     let req: api::JoinRequest = api::parse_body(&body)?;
     let require_key = lock(&st.ctx.config).settings().require_key;
-    let link = api::validate_join(&req, require_key)?;
+    // A `#passphrase=` link runs PBKDF2: off the async threads, one at a time.
+    let link = slow_kdf(move || api::validate_join(&req, require_key)).await??;
     let shown = link.to_string();
-    st.ctx.room.join(link).map_err(|e| ApiError::new(StatusCode::CONFLICT, "join_refused", e.to_string()))?;
-    st.ctx.logs.push("info", format!("join asked for through the API: {shown}"));
+    let meeting =
+        st.ctx.room.join(link).map_err(|e| ApiError::new(StatusCode::CONFLICT, "join_refused", e.to_string()))?;
+    if session.role == Role::Guest {
+        // The guest may leave and mute this meeting, and its session ends with it.
+        lock(&st.ctx.pairing).bind_guest(&session.id, meeting);
+    }
+    let by = if session.role == Role::Guest { "a guest" } else { "the admin" };
+    st.ctx.logs.push("info", format!("join asked for through the API: {shown} (by {by})"));
     Ok(axum::Json(serde_json::json!({ "ok": true })).into_response())
+}
+
+/// A guest may leave or mute only the meeting it started.
+fn check_guest_meeting(st: &AppState, session: &SessionInfo) -> Result<(), ApiError> {
+    if session.role == Role::Admin || (session.meeting.is_some() && session.meeting == st.ctx.room.status().meeting_id)
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "not_your_meeting",
+        "this phone did not start the room's meeting; use the room's button or its admin page",
+    ))
 }
 
 async fn leave(
@@ -464,7 +577,8 @@ async fn leave(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    let session = authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    check_guest_meeting(&st, &session)?;
     if !body.is_empty() {
         api::parse_body::<serde_json::Map<String, serde_json::Value>>(&body)?;
     }
@@ -479,7 +593,8 @@ async fn mute(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    let session = authorize(&st, &method, &headers, Access::AdminOrGuest)?;
+    check_guest_meeting(&st, &session)?;
     let req: api::MuteRequest = api::parse_body(&body)?;
     st.ctx.room.set_mute(req.muted);
     Ok(axum::Json(serde_json::json!({ "ok": true, "muted": req.muted })).into_response())
@@ -517,15 +632,55 @@ async fn logs(State(st): State<AppState>, method: Method, headers: HeaderMap) ->
     Ok(axum::Json(st.ctx.logs.lines()).into_response())
 }
 
+async fn sessions_list(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    let me = authorize(&st, &method, &headers, Access::AdminOnly)?;
+    let list = lock(&st.ctx.pairing).sessions(Instant::now());
+    let list: Vec<_> = list
+        .into_iter()
+        .map(|s| {
+            let current = s.id == me.id;
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("current".into(), current.into());
+            }
+            v
+        })
+        .collect();
+    Ok(axum::Json(list).into_response())
+}
+
+async fn sessions_revoke(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOnly)?;
+    let req: api::RevokeRequest = api::parse_body(&body)?;
+    if !lock(&st.ctx.pairing).revoke(&req.id) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_session", "no such session (it may have ended)"));
+    }
+    save_sessions(&st);
+    tracing::info!("the admin ended a session");
+    st.ctx.logs.push("info", "the admin ended a session");
+    Ok(axum::Json(serde_json::json!({ "ok": true })).into_response())
+}
+
 async fn join_token(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&st, &method, &headers, Access::AdminOnly)?;
     let token = lock(&st.ctx.pairing).join_token(Instant::now());
     Ok(axum::Json(serde_json::json!({ "path": format!("/join#t={}", token.expose()) })).into_response())
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
+/// `/metrics` (Prometheus text format) needs the admin session: whether the
+/// room is in a meeting, muted, encrypted, and when pairing is being
+/// guessed tell about the room and the people in it, which is not for
+/// anyone on the LAN. A scraper presents an admin session's cookie (see
+/// docs/SECURITY.md).
+async fn metrics(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&st, &method, &headers, Access::AdminOnly)?;
     let s = st.ctx.room.status();
-    let failures = lock(&st.ctx.pairing).recent_failures(Instant::now());
+    let pairing = lock(&st.ctx.pairing).stats(Instant::now());
     let mut out = String::new();
     out.push_str("# HELP cloakroom_room_state 1 for the room's current state.\n# TYPE cloakroom_room_state gauge\n");
     for (name, state) in [
@@ -537,7 +692,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
     ] {
         out.push_str(&format!("cloakroom_room_state{{state=\"{name}\"}} {}\n", u8::from(s.state == state)));
     }
-    let gauges: [(&str, &str, String); 8] = [
+    let gauges: [(&str, &str, String); 10] = [
         ("cloakroom_participants", "Participants in the meeting.", s.participants.len().to_string()),
         ("cloakroom_muted", "1 when the microphone is muted.", u8::from(s.muted).to_string()),
         (
@@ -549,7 +704,21 @@ async fn metrics(State(st): State<AppState>) -> Response {
         ("cloakroom_receive_bitrate_kbps", "Receive bitrate.", s.media.receive_bitrate_kbps.to_string()),
         ("cloakroom_packet_loss_percent", "Packet loss.", s.media.packet_loss_percent.to_string()),
         ("cloakroom_join_failures", "Failed join attempts in a row.", s.attempts.to_string()),
-        ("cloakroom_pairing_failures_recent", "Wrong pairing tries in the last minute.", failures.to_string()),
+        (
+            "cloakroom_pairing_failures_last_hour",
+            "Wrong pairing tries in the last hour, from everyone.",
+            pairing.failures_last_hour.to_string(),
+        ),
+        (
+            "cloakroom_pairing_clients_paused",
+            "Clients that made too many wrong pairing tries and wait now.",
+            pairing.clients_paused.to_string(),
+        ),
+        (
+            "cloakroom_pairing_guarded",
+            "1 while the pairing code is long because of many wrong tries.",
+            u8::from(pairing.guarded).to_string(),
+        ),
     ];
     for (name, help, value) in gauges {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
@@ -562,10 +731,11 @@ async fn metrics(State(st): State<AppState>) -> Response {
             "Frames that did not open (wrong or missing key).",
             s.media.decrypt_failures,
         ),
+        ("cloakroom_pairing_failures_total", "Wrong pairing tries since start.", pairing.failures_total),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
 }
 
 /// Whether a `Host` header (port stripped or not) names this device: one of

@@ -1,5 +1,7 @@
 //! Binding the two ports and serving them: HTTPS with the device
-//! certificate, and the plain HTTP port that redirects to it.
+//! certificate, and the plain HTTP port that redirects to it. Both ports
+//! take connections through [`listener`](super::listener) (connection caps
+//! per port and per client address, idle and handshake timeouts).
 
 use std::net::SocketAddr;
 
@@ -9,7 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
-use super::{AppState, WebContext, lock, mdns_name, restore_sessions, router, strip_port, tls};
+use super::listener::{LimitedListener, WebLimits};
+use super::{AppState, ClientAddr, WebContext, host_allowed, lock, mdns_name, restore_sessions, router, strip_port, tls};
 use crate::ApplianceError;
 
 /// A running web server.
@@ -28,9 +31,17 @@ pub struct WebServer {
 
 impl WebServer {
     /// Binds both ports from the settings, loads or makes the device
-    /// certificate, and serves until dropped. Must run inside a tokio runtime.
+    /// certificate, and serves until dropped, with [`WebLimits::default`].
+    /// Must run inside a tokio runtime.
     pub async fn start(ctx: WebContext) -> Result<Self, ApplianceError> {
+        Self::start_with(ctx, WebLimits::default()).await
+    }
+
+    /// [`WebServer::start`] with other connection limits.
+    pub async fn start_with(ctx: WebContext, limits: WebLimits) -> Result<Self, ApplianceError> {
+        limits.check()?;
         let settings = lock(&ctx.config).settings().clone();
+        // The first name is the one the HTTP port redirects to when a request names another host.
         let names = vec![mdns_name(&settings.room_name), "localhost".to_owned(), settings.bind.to_string()];
         let cert = tls::DeviceCertificate::load_or_create(&settings.state_dir, &names)?;
         let fingerprint = cert.fingerprint();
@@ -42,8 +53,10 @@ impl WebServer {
             .map_err(|e| ApplianceError::io(format!("http port {}", settings.http_port), e))?;
         let https_addr = https_tcp.local_addr().map_err(|e| ApplianceError::io("https port", e))?;
         let http_addr = http_tcp.local_addr().map_err(|e| ApplianceError::io("http port", e))?;
-        let tls_listener =
-            tls::TlsListener::new(https_tcp, cert.server_config()?).map_err(|e| ApplianceError::io("https port", e))?;
+        let https_tcp = LimitedListener::new(https_tcp, "https", &limits.https, limits.warn_interval);
+        let http_tcp = LimitedListener::new(http_tcp, "http", &limits.http, limits.warn_interval);
+        let tls_listener = tls::TlsListener::new(https_tcp, cert.server_config()?, limits.tls_handshake_timeout)
+            .map_err(|e| ApplianceError::io("https port", e))?;
 
         restore_sessions(&ctx, &settings.state_dir);
         let app = router(AppState {
@@ -51,10 +64,11 @@ impl WebServer {
             fingerprint: fingerprint.clone(),
             state_dir: settings.state_dir.clone(),
             names: names.clone(),
-        });
+        })
+        .into_make_service_with_connect_info::<ClientAddr>();
         let https_port = https_addr.port();
         let redirect = Router::new().fallback(move |headers: HeaderMap, req: Request| async move {
-            redirect_to_https(&headers, req.uri(), https_port)
+            redirect_to_https(&headers, req.uri(), https_port, &names)
         });
         let tasks = vec![
             tokio::spawn(async move {
@@ -82,15 +96,20 @@ impl Drop for WebServer {
     }
 }
 
-fn redirect_to_https(headers: &HeaderMap, uri: &axum::http::Uri, https_port: u16) -> Response {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    let host = strip_port(host);
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    if !valid {
-        return (StatusCode::BAD_REQUEST, "missing or invalid Host header\n").into_response();
-    }
+/// The redirect for a request to the HTTP port: the same path on HTTPS, at
+/// the host the request named if that is this device ([`host_allowed`]),
+/// else at the device's first name (its `.local` name). A foreign `Host` is
+/// never sent back, so the device cannot be made to redirect elsewhere.
+fn redirect_to_https(headers: &HeaderMap, uri: &axum::http::Uri, https_port: u16, names: &[String]) -> Response {
+    let asked = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(strip_port);
+    let host = match asked {
+        Some(host) if host_allowed(host, names) => match host.parse::<std::net::Ipv6Addr>() {
+            // An IPv6 literal sent without brackets (not valid in a Host header, but harmless).
+            Ok(ip) => format!("[{ip}]"),
+            Err(_) => host.to_owned(),
+        },
+        _ => names.first().cloned().unwrap_or_else(|| "localhost".to_owned()),
+    };
     let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let location = format!("https://{host}{port}{path}");
@@ -104,17 +123,37 @@ fn redirect_to_https(headers: &HeaderMap, uri: &axum::http::Uri, https_port: u16
 mod tests {
     use super::*;
 
-    #[test]
-    fn redirect_keeps_path_and_refuses_bad_hosts() {
+    fn names() -> Vec<String> {
+        vec!["room.local".to_owned(), "localhost".to_owned(), "0.0.0.0".to_owned()]
+    }
+
+    fn redirect(host: Option<&str>, https_port: u16) -> Response {
         let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("room.local:8080"));
+        if let Some(host) = host {
+            h.insert(header::HOST, HeaderValue::from_str(host).expect("header"));
+        }
         let uri: axum::http::Uri = "/join?x=1".parse().expect("uri");
-        let r = redirect_to_https(&h, &uri, 8443);
+        redirect_to_https(&h, &uri, https_port, &names())
+    }
+
+    #[test]
+    fn redirect_keeps_the_path_and_the_devices_own_host() {
+        let r = redirect(Some("room.local:8080"), 8443);
         assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(r.headers()[header::LOCATION], "https://room.local:8443/join?x=1");
-        let r = redirect_to_https(&h, &uri, 443);
-        assert_eq!(r.headers()[header::LOCATION], "https://room.local/join?x=1");
-        h.insert(header::HOST, HeaderValue::from_static("evil.example/x@"));
-        assert_eq!(redirect_to_https(&h, &uri, 443).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(redirect(Some("ROOM.local"), 443).headers()[header::LOCATION], "https://ROOM.local/join?x=1");
+        assert_eq!(redirect(Some("192.0.2.7:80"), 443).headers()[header::LOCATION], "https://192.0.2.7/join?x=1");
+        assert_eq!(redirect(Some("[fe80::1]:80"), 443).headers()[header::LOCATION], "https://[fe80::1]/join?x=1");
+        assert_eq!(redirect(Some("fe80::1"), 443).headers()[header::LOCATION], "https://[fe80::1]/join?x=1");
+    }
+
+    #[test]
+    fn redirect_never_reflects_a_foreign_host() {
+        // Security review finding 18: any Host was sent back in Location.
+        for host in [Some("evil.example"), Some("evil.example:80"), Some("room.local.evil.example"), Some("evil.example/x@"), Some(""), None] {
+            let r = redirect(host, 443);
+            assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT, "{host:?}");
+            assert_eq!(r.headers()[header::LOCATION], "https://room.local/join?x=1", "{host:?}");
+        }
     }
 }

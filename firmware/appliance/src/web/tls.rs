@@ -11,15 +11,16 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest as _, Sha256};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use zeroize::Zeroizing;
 
+use super::listener::{LimitedListener, LimitedStream};
 use crate::ApplianceError;
 use crate::config::{ensure_state_dir, write_atomic, write_secret};
 
@@ -93,47 +94,37 @@ pub fn fingerprint_of(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
-/// TLS handshakes allowed in flight at once; more connections are closed.
-pub const MAX_HANDSHAKES: usize = 32;
-
-/// A listener handing out finished TLS connections. Handshakes run in their
-/// own tasks (with a timeout), so a slow client does not hold up others.
+/// A listener handing out finished TLS connections. Connections are
+/// admitted by a [`LimitedListener`] (a handshake in flight counts against
+/// the port's limits) and their handshakes run in their own tasks with a
+/// timeout, so a slow or silent client holds up no one else.
 pub struct TlsListener {
     local: SocketAddr,
-    rx: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    rx: mpsc::Receiver<(TlsStream<LimitedStream>, SocketAddr)>,
 }
 
 impl TlsListener {
-    /// Accepts TCP connections on `tcp` and runs TLS handshakes with `config`.
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
+    /// Runs TLS handshakes with `config` on the connections `tcp` admits;
+    /// a handshake not done within `handshake_timeout` is dropped.
+    pub(crate) fn new(
+        mut tcp: LimitedListener,
+        config: Arc<rustls::ServerConfig>,
+        handshake_timeout: Duration,
+    ) -> std::io::Result<Self> {
+        let local = axum::serve::Listener::local_addr(&tcp)?;
         let (tx, rx) = mpsc::channel(16);
         let acceptor = TlsAcceptor::from(config);
-        // Bounds the handshakes in flight, so idle connections cannot pile up without limit.
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!("https accept: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                if tx.is_closed() {
-                    break;
-                }
-                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-                    tracing::debug!("too many TLS handshakes in flight; dropping {peer}");
-                    continue;
+                let (stream, peer) = tokio::select! {
+                    // The listener was dropped: stop accepting (and close the port).
+                    () = tx.closed() => break,
+                    accepted = tcp.accept_limited() => accepted,
                 };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let _permit = permit;
-                    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
-                    match handshake.await {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
@@ -148,7 +139,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<tokio::net::TcpStream>;
+    type Io = TlsStream<LimitedStream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

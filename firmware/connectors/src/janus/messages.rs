@@ -124,7 +124,8 @@ impl Incoming {
             .filter_map(|p| {
                 Some(PublisherInfo {
                     id: p.get("id")?.as_u64()?,
-                    display: p.get("display").and_then(Value::as_str).map(str::to_owned),
+                    // Chosen by a remote participant: cleaned before it reaches a log, the page or the screen.
+                    display: p.get("display").and_then(Value::as_str).map(cloakroom_meeting::text::clean),
                 })
             })
             .collect()

@@ -515,3 +515,20 @@ fn a_failed_receive_peer_is_replaced_without_the_participant_leaving() {
     h.input(Input::PeerFailed { peer: feed_peer(7), reason: "?".into() });
     assert!(h.take_sent().is_empty());
 }
+
+#[test]
+fn a_display_name_cannot_forge_log_lines_or_hide_text() {
+    // Security review finding 12: a newline and ANSI escapes in a remote name forged a log line.
+    let mut h = Harness::new(true);
+    h.join(json!([{"id": 42, "display": "Mallory\n2026-12-01T00:00:00Z  INFO paired\u{1b}[2J\u{202e}"}]));
+    let shown = h
+        .take_events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ParticipantJoined { display, .. } => Some(display),
+            _ => None,
+        })
+        .expect("the participant is reported");
+    assert!(shown.starts_with("Mallory\u{FFFD}2026"), "{shown:?}");
+    assert!(!shown.chars().any(|c| c.is_control() || c == '\u{202e}'), "{shown:?}");
+}
