@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
 use super::listener::{LimitedListener, WebLimits};
-use super::{AppState, ClientAddr, WebContext, host_allowed, lock, mdns_name, restore_sessions, router, strip_port, tls};
+use super::{AppState, WebContext, host_allowed, lock, mdns_name, restore_sessions, router, strip_port, tls};
 use crate::ApplianceError;
 
 /// A running web server.
@@ -64,8 +64,7 @@ impl WebServer {
             fingerprint: fingerprint.clone(),
             state_dir: settings.state_dir.clone(),
             names: names.clone(),
-        })
-        .into_make_service_with_connect_info::<ClientAddr>();
+        });
         let https_port = https_addr.port();
         let redirect = Router::new().fallback(move |headers: HeaderMap, req: Request| async move {
             redirect_to_https(&headers, req.uri(), https_port, &names)
@@ -150,7 +149,14 @@ mod tests {
     #[test]
     fn redirect_never_reflects_a_foreign_host() {
         // Security review finding 18: any Host was sent back in Location.
-        for host in [Some("evil.example"), Some("evil.example:80"), Some("room.local.evil.example"), Some("evil.example/x@"), Some(""), None] {
+        for host in [
+            Some("evil.example"),
+            Some("evil.example:80"),
+            Some("room.local.evil.example"),
+            Some("evil.example/x@"),
+            Some(""),
+            None,
+        ] {
             let r = redirect(host, 443);
             assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT, "{host:?}");
             assert_eq!(r.headers()[header::LOCATION], "https://room.local/join?x=1", "{host:?}");
