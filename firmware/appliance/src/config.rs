@@ -428,9 +428,36 @@ impl ConfigStore {
     }
 }
 
-/// Creates the state directory (mode 0700) if it does not exist.
+/// Creates the state directory (mode 0700), or corrects an existing one to
+/// 0700: it holds the device key and the sessions, and a directory found
+/// with wider permissions (an image built wrong, a hand-made directory)
+/// must not stay open. One this user cannot change (owned by another user)
+/// is refused.
 pub fn ensure_state_dir(dir: &Path) -> Result<(), ApplianceError> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| ApplianceError::io(dir, e))
+    let meta = match fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| ApplianceError::io(dir, e));
+        }
+        Err(e) => return Err(ApplianceError::io(dir, e)),
+    };
+    if !meta.is_dir() {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a directory");
+        return Err(ApplianceError::io(dir, e));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+            let why = format!("has mode {mode:o} and could not be made 0700 (is it this user's?): {e}");
+            ApplianceError::io(dir, std::io::Error::new(e.kind(), why))
+        })?;
+        tracing::warn!("state directory {} had mode {mode:o}; corrected to 0700", dir.display());
+    }
+    Ok(())
 }
 
 /// Writes a device secret (mode 0600) atomically.
@@ -438,9 +465,50 @@ pub fn write_secret(path: &Path, contents: &[u8]) -> Result<(), ApplianceError> 
     write_atomic(path, contents, 0o600)
 }
 
+/// Reads a device secret written by [`write_secret`], trusting it only as
+/// written: a regular file (not a link to somewhere else, not hard-linked),
+/// owned by the owner of its directory and readable by nobody else.
+/// `Ok(None)`: there is none. Anything else found there is an error, for
+/// the caller to log and replace.
+pub fn read_secret(path: &Path) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ApplianceError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let refuse =
+        |why: &str| ApplianceError::io(path, std::io::Error::new(std::io::ErrorKind::PermissionDenied, why.to_owned()));
+    let link = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ApplianceError::io(path, e)),
+    };
+    if !link.file_type().is_file() {
+        return Err(refuse("not a regular file (a symbolic link?); not trusted"));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let owner = fs::metadata(dir).map_err(|e| ApplianceError::io(dir, e))?.uid();
+    let mut file = fs::File::open(path).map_err(|e| ApplianceError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| ApplianceError::io(path, e))?;
+    if (meta.dev(), meta.ino()) != (link.dev(), link.ino()) {
+        return Err(refuse("replaced while being opened; not trusted"));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse("has other hard links; not trusted"));
+    }
+    if meta.uid() != owner {
+        return Err(refuse("owned by another user than its directory; not trusted"));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(refuse("readable or writable by other users; not trusted"));
+    }
+    let mut contents = zeroize::Zeroizing::new(Vec::new());
+    file.read_to_end(&mut contents).map_err(|e| ApplianceError::io(path, e))?;
+    Ok(Some(contents))
+}
+
 /// Replaces `path` with `contents` so that a crash at any moment leaves the
-/// old or the new content: write `.<name>.tmp` in the same directory, fsync,
-/// rename over `path`, fsync the directory. One writer per path at a time.
+/// old or the new content: write a new temporary file with a random name in
+/// the same directory (created exclusively, so nothing planted there, not
+/// even a symbolic link, is followed), fsync, rename over `path`, fsync the
+/// directory.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), ApplianceError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -449,23 +517,27 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Appli
     let name = path.file_name().ok_or_else(|| {
         ApplianceError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))
     })?;
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| ApplianceError::Random(e.to_string()))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(".tmp");
+    tmp_name.push(format!(".{}.tmp", crate::pairing::to_hex(&random)));
     let tmp = dir.join(tmp_name);
     let mut file = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
         .open(&tmp)
         .map_err(|e| ApplianceError::io(&tmp, e))?;
-    // `mode` only applies to new files; a leftover temp file keeps its own.
-    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| ApplianceError::io(&tmp, e))?;
-    file.write_all(contents).map_err(|e| ApplianceError::io(&tmp, e))?;
-    file.sync_all().map_err(|e| ApplianceError::io(&tmp, e))?;
+    let written = file
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(contents))
+        .and_then(|()| file.sync_all());
     drop(file);
-    fs::rename(&tmp, path).map_err(|e| ApplianceError::io(path, e))?;
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(ApplianceError::io(path, e));
+    }
     fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| ApplianceError::io(dir, e))
 }
 
@@ -613,6 +685,42 @@ mod tests {
         let c = base_with(|c| c.web.admin_password_hash = RedactedString::new("pbkdf2-sha256$1$00$00".into()));
         let dbg = format!("{c:?}");
         assert!(dbg.contains("[redacted]") && !dbg.contains("pbkdf2-sha256"), "{dbg}");
+    }
+
+    #[test]
+    fn the_state_directory_is_made_private_and_nothing_planted_is_trusted() {
+        // Security review finding 9.
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("cloakroom-statedir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+        ensure_state_dir(&dir).expect("corrected");
+        assert_eq!(fs::metadata(&dir).expect("dir").permissions().mode() & 0o777, 0o700, "0777 corrected to 0700");
+        // A link planted where a temporary file could be: the victim is never written.
+        let victim = dir.join("victim");
+        fs::write(&victim, b"precious").expect("victim");
+        for planted in [".device-key.der.tmp", ".sessions.json.tmp"] {
+            symlink(&victim, dir.join(planted)).expect("symlink");
+        }
+        write_secret(&dir.join("device-key.der"), b"KEY").expect("written");
+        assert_eq!(fs::read(&victim).expect("victim"), b"precious");
+        assert!(!fs::symlink_metadata(dir.join("device-key.der")).expect("key").file_type().is_symlink());
+        assert_eq!(
+            read_secret(&dir.join("device-key.der")).expect("trusted").as_deref().map(Vec::as_slice),
+            Some(&b"KEY"[..])
+        );
+        // Planted files are refused: a link, a world-readable file, a hard link.
+        symlink(&victim, dir.join("sessions.json")).expect("symlink");
+        assert!(read_secret(&dir.join("sessions.json")).is_err(), "a symbolic link");
+        fs::write(dir.join("open.json"), b"{}").expect("file");
+        fs::set_permissions(dir.join("open.json"), fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(read_secret(&dir.join("open.json")).is_err(), "readable by others");
+        write_secret(&dir.join("linked"), b"x").expect("written");
+        fs::hard_link(dir.join("linked"), dir.join("linked2")).expect("hard link");
+        assert!(read_secret(&dir.join("linked")).is_err(), "hard-linked");
+        assert!(read_secret(&dir.join("absent")).expect("fine").is_none());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

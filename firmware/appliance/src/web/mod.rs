@@ -791,7 +791,16 @@ fn unix_now() -> u64 {
 /// Loads saved sessions into `pairing`; a missing or unreadable file means nobody is paired.
 pub(crate) fn restore_sessions(ctx: &WebContext, state_dir: &std::path::Path) {
     let path = state_dir.join(SESSIONS_FILE);
-    let Ok(bytes) = std::fs::read(&path) else { return };
+    let bytes = match crate::config::read_secret(&path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return,
+        Err(e) => {
+            // Planted or tampered with: nobody is paired; the next save replaces it.
+            tracing::warn!("{e}; browsers pair again");
+            ctx.logs.push("warn", format!("{e}; browsers pair again"));
+            return;
+        }
+    };
     match serde_json::from_slice::<StoredSessions>(&bytes) {
         Ok(stored) => lock(&ctx.pairing).restore_sessions(&stored, Instant::now(), unix_now()),
         Err(e) => ctx.logs.push("warn", format!("{}: ignored ({e}); browsers pair again", path.display())),
