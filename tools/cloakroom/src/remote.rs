@@ -3,9 +3,10 @@
 //! firmware/appliance/README.md).
 //!
 //! The device's certificate is self-signed, so it is pinned by its SHA-256
-//! fingerprint, as shown on the room screen: `pair --fingerprint` checks
-//! it, or (without it) accepts the one presented and prints it for the
-//! user to compare. The session (device address, fingerprint, cookie, CSRF
+//! fingerprint, as shown on the room screen (its first 8 bytes, or all 32):
+//! `pair --fingerprint` checks it before the code is sent. Without it,
+//! `pair` sends nothing: it prints the fingerprint the device presented for
+//! the user to compare with the screen and give back. The session (device address, fingerprint, cookie, CSRF
 //! token) is kept in `$CLOAKROOM_SESSION`, or
 //! `$XDG_CONFIG_HOME/cloakroom/session.json` (`~/.config/…`), mode 0600.
 //! Meeting links are best given on stdin (`join -`): the key then stays out
@@ -31,13 +32,14 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Args)]
 pub struct PairArgs {
-    /// The 6-digit code on the room screen.
+    /// The code on the room screen (6 digits; 10 while someone is guessing).
     code: String,
     /// The device's page, e.g. `https://192.168.1.20` or `https://room.local:8443`.
     #[arg(long)]
     device: String,
-    /// The certificate fingerprint on the room screen (AB:CD:…); without it
-    /// the presented one is accepted and printed for you to compare.
+    /// The certificate fingerprint on the room screen (`cert: AB:CD:…`, its
+    /// first 8 bytes or all 32). Without it nothing is sent: the device's
+    /// fingerprint is printed for you to compare with the screen.
     #[arg(long)]
     fingerprint: Option<String>,
     /// Read the admin password from stdin (when the device has one).
@@ -81,8 +83,22 @@ struct Session {
 
 pub fn pair(args: PairArgs) -> Result<()> {
     let device = Device::parse(&args.device)?;
-    if args.code.len() != 6 || !args.code.bytes().all(|b| b.is_ascii_digit()) {
-        bail!("the pairing code is 6 digits");
+    if ![6, 10].contains(&args.code.len()) || !args.code.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("the pairing code is the 6 (or 10) digits on the room screen");
+    }
+    let Some(expected) = args.fingerprint.as_deref() else {
+        // Learn what the device presents without sending it anything of ours.
+        let seen = device.request("GET", "/healthz", None, None, None)?.fingerprint;
+        let short = seen.split(':').take(SCREEN_BYTES).collect::<Vec<_>>().join(":");
+        bail!(
+            "not paired: the device at {} presents the certificate {short}…; if the room screen shows the same \
+             after `cert:`, run this again with --fingerprint {short}",
+            device.origin()
+        );
+    };
+    let expected = normalise_fingerprint(expected);
+    if expected.len() < SCREEN_BYTES * 3 - 1 || expected.len() > 32 * 3 - 1 {
+        bail!("--fingerprint: give the {SCREEN_BYTES} bytes (AB:CD:…) the room screen shows, or all 32");
     }
     let mut body = json!({ "code": args.code });
     if args.password_stdin {
@@ -90,12 +106,8 @@ pub fn pair(args: PairArgs) -> Result<()> {
         std::io::stdin().read_to_string(&mut password).context("read the password from stdin")?;
         body["password"] = Value::String(password.trim_end_matches(['\r', '\n']).to_owned());
     }
-    let expected = args.fingerprint.as_deref().map(normalise_fingerprint);
-    let answer = device.request("POST", "/api/pair", Some(&body), None, expected.as_deref())?;
+    let answer = device.request("POST", "/api/pair", Some(&body), None, Some(&expected))?;
     let answer = answer.ok()?;
-    if expected.is_none() {
-        eprintln!("certificate fingerprint {}: compare it with the room screen", answer.fingerprint);
-    }
     let cookie = answer.cookie.clone().context("the device set no session cookie")?;
     let reply = answer.json()?;
     let csrf = reply["csrf"].as_str().context("no csrf token in the answer")?.to_owned();
@@ -210,6 +222,9 @@ fn save_session(session: &Session) -> Result<()> {
     Ok(())
 }
 
+/// Bytes of the certificate fingerprint the room screen shows.
+const SCREEN_BYTES: usize = 8;
+
 /// `AB:CD:…` upper case, from any of `ab:cd…`, `abcd…`.
 fn normalise_fingerprint(s: &str) -> String {
     let hex: String = s.chars().filter(char::is_ascii_hexdigit).collect::<String>().to_ascii_uppercase();
@@ -243,7 +258,8 @@ impl Device {
         if self.port == 443 { format!("https://{host}") } else { format!("https://{host}:{}", self.port) }
     }
 
-    /// One HTTPS request; the certificate must have `pin` as fingerprint (any, when `None`).
+    /// One HTTPS request; the certificate's fingerprint must start with
+    /// `pin` (at least the screen's 8 bytes; any certificate when `None`).
     fn request(
         &self,
         method: &str,
@@ -397,8 +413,16 @@ impl Pinned {
 
     fn mismatch(&self) -> Option<String> {
         let seen = self.seen()?;
-        (self.pin.as_deref() != Some(seen.as_str()) && self.pin.is_some()).then_some(seen)
+        self.pin.as_deref().is_some_and(|pin| !pin_matches(pin, &seen)).then_some(seen)
     }
+}
+
+/// Whether a fingerprint (`AB:CD:…`, 32 bytes) is the pinned one: `pin` is
+/// all of it, or its first [`SCREEN_BYTES`] or more bytes as the screen shows.
+fn pin_matches(pin: &str, fingerprint: &str) -> bool {
+    pin.len() >= SCREEN_BYTES * 3 - 1
+        && fingerprint.starts_with(pin)
+        && (pin.len() == fingerprint.len() || fingerprint.as_bytes().get(pin.len()) == Some(&b':'))
 }
 
 impl ServerCertVerifier for Pinned {
@@ -415,7 +439,7 @@ impl ServerCertVerifier for Pinned {
             *s = Some(fingerprint.clone());
         }
         match &self.pin {
-            Some(pin) if *pin != fingerprint => {
+            Some(pin) if !pin_matches(pin, &fingerprint) => {
                 Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
             }
             _ => Ok(ServerCertVerified::assertion()),
@@ -484,6 +508,19 @@ mod tests {
         assert_eq!(Device::parse("https://[::1]:8443").expect("v6").host, "::1");
         assert!(Device::parse("http://room.local").is_err());
         assert!(Device::parse("https://user@room.local").is_err());
+    }
+
+    #[test]
+    fn the_screens_eight_bytes_pin_the_certificate() {
+        // Security review finding 14: the screen shows 8 bytes, the CLI wanted 32.
+        let full = normalise_fingerprint(&"ab".repeat(32));
+        let screen = full.split(':').take(SCREEN_BYTES).collect::<Vec<_>>().join(":");
+        assert!(pin_matches(&screen, &full));
+        assert!(pin_matches(&full, &full));
+        assert!(!pin_matches(&screen[..screen.len() - 3], &full), "fewer than 8 bytes pin nothing");
+        assert!(!pin_matches(&screen[..screen.len() - 1], &full), "half a byte is no pin");
+        let other = normalise_fingerprint(&format!("ac{}", "ab".repeat(31)));
+        assert!(!pin_matches(&screen, &other));
     }
 
     #[test]
