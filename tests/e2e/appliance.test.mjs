@@ -332,7 +332,10 @@ test('phone joins by the scan link into Janus, then leaves', { timeout: 180000 }
   // The guest session cannot read settings.
   assert.equal(await page.evaluate(async () => (await fetch('/api/settings')).status), 403);
   await page.tap('#leave');
-  await waitText(page, 'state', 'idle', 20000);
+  // The guest session ends with the meeting it started (security review finding 5).
+  await page.locator('#expired').waitFor({ state: 'visible', timeout: 20000 });
+  assert.match(await page.textContent('#scan-error'), /session has ended/);
+  assert.equal(await page.evaluate(async () => (await fetch('/api/status')).status), 401);
   // The same scan link again: used.
   const again = await ctx.newPage();
   await again.goto(new URL(joinPath, device.info.url).href);

@@ -1,6 +1,7 @@
 // cloakroom local page: pairing, admin and the phone join page. No framework.
 "use strict";
 let csrf = null;
+let timer = null;
 const $ = (id) => document.getElementById(id);
 
 async function api(method, path, body) {
@@ -26,7 +27,7 @@ function showStatus(s) {
   enc.textContent = s.encryption.encrypted ? "encrypted" : (s.state === "in_meeting" ? "NOT encrypted" : "");
   enc.className = "badge" + (s.encryption.encrypted ? " good" : s.state === "in_meeting" ? " bad" : "");
   $("meeting").textContent = s.meeting || "—";
-  $("verification").textContent = s.encryption.verification || "—";
+  if ($("verification")) $("verification").textContent = s.encryption.verification || "—";
   $("mute").textContent = s.muted ? "Unmute" : "Mute";
   $("mute").dataset.muted = s.muted ? "1" : "";
   if ($("participants")) $("participants").textContent = s.participants.map((p) => p.display || p.id).join(", ") || "—";
@@ -45,8 +46,16 @@ async function refresh(admin) {
     if (admin) {
       $("logs").textContent = (await api("GET", "/api/logs")).map((l) => `${new Date(l.unix_ms).toLocaleTimeString()} ${l.level} ${l.message}`).join("\n");
       showDevices(await api("GET", "/api/devices"));
+      showSessions(await api("GET", "/api/sessions"));
     }
-  } catch (e) { if (e.status === 401) location.reload(); }
+  } catch (e) {
+    if (e.status !== 401) return;
+    if (admin) { location.reload(); return; }
+    // A phone's session ends with the meeting it started, after 15 idle minutes, or by the admin.
+    clearInterval(timer);
+    $("guest").hidden = true; $("expired").hidden = false;
+    $("scan-error").textContent = "This phone's session has ended (its meeting ended, it was idle, or the room's admin ended it). Scan the code on the room screen again.";
+  }
 }
 
 // The device report as a list, and the settings' suggestions ("auto", "test", "none" and what was found).
@@ -70,6 +79,28 @@ function showDevices(d) {
     ...(d.notes || []).map((n) => item(`Note: ${n}`)));
 }
 
+// Who holds a session, with a button to end each (but this browser's own).
+function showSessions(list) {
+  const ago = (s) => s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+  $("sessions").replaceChildren(...list.map((s) => {
+    const li = document.createElement("li");
+    const who = s.role === "admin" ? "Admin browser" : "Phone (guest)";
+    li.textContent = `${who}${s.client ? " at " + s.client : ""}, opened ${ago(s.age_secs)} ago, last seen ${ago(s.idle_secs)} ago`
+      + (s.meeting != null ? ", started the current meeting" : "") + (s.current ? " (this browser)" : "") + " ";
+    if (!s.current) {
+      const b = document.createElement("button");
+      b.type = "button"; b.textContent = "End"; b.setAttribute("aria-label", `End the session of ${who}${s.client ? " at " + s.client : ""}`);
+      b.addEventListener("click", async () => {
+        $("sessions-error").textContent = "";
+        try { await api("POST", "/api/sessions/revoke", { id: s.id }); } catch (e) { $("sessions-error").textContent = e.message; }
+        refresh(true);
+      });
+      li.append(b);
+    }
+    return li;
+  }));
+}
+
 function wireMeeting(admin) {
   $("join-form").addEventListener("submit", async (ev) => {
     ev.preventDefault(); $("join-error").textContent = "";
@@ -79,7 +110,7 @@ function wireMeeting(admin) {
   });
   $("leave").addEventListener("click", async () => { try { await api("POST", "/api/leave", {}); } catch (e) { $("join-error").textContent = e.message; } refresh(admin); });
   $("mute").addEventListener("click", async () => { try { await api("POST", "/api/mute", { muted: !$("mute").dataset.muted }); } catch (e) { $("join-error").textContent = e.message; } refresh(admin); });
-  setInterval(() => refresh(admin), 3000);
+  timer = setInterval(() => refresh(admin), 3000);
   refresh(admin);
 }
 
