@@ -32,6 +32,7 @@ CLOAKROOM_LICENSED_CODECS ??= ""
 # libvpx from meta-oe (dynamic-layers/openembedded-layer enables them).
 # Without meta-oe the image would plan and then fail in do_rootfs; say so
 # at parse time instead. The rest of the layer parses with oe-core alone.
+# nooelint: oelint.task.noanonpython - a skip with its reason needs Python
 python () {
     if 'openembedded-layer' not in d.getVar('BBFILE_COLLECTIONS').split():
         raise bb.parse.SkipRecipe("cloakroom-image needs meta-oe (openembedded-layer) for libopus and libvpx")
