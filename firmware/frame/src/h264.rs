@@ -120,73 +120,91 @@ pub fn unescape_in_place(buf: &mut Vec<u8>, start: usize) -> Result<(), usize> {
 /// Escapes `buf[start..]` in place, `zeros_before` zero bytes preceding it.
 fn escape_tail(buf: &mut Vec<u8>, start: usize, zeros_before: usize) {
     // Pass 1: where the first escape byte goes and how many there are.
-    let mut zeros = zeros_before;
-    let mut first = None;
+    let Some(first) = next_after_two_zeros(buf, start, zeros_before) else { return };
     let mut extra = 0usize;
-    for (i, &b) in buf[start..].iter().enumerate() {
-        if zeros >= 2 && b <= 3 {
-            first.get_or_insert(start + i);
-            extra += 1;
-            zeros = 0;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
+    let mut next = Some(first);
+    while let Some(at) = next {
+        extra += 1;
+        next = next_after_two_zeros(buf, at + 1, usize::from(buf[at] == 0));
     }
-    let Some(first) = first else { return };
-    // Pass 2: move the tail up by `extra` and copy it back down with the
-    // escape bytes inserted. The write position never passes the read
-    // position (it trails by the escapes still to come), so nothing unread
-    // is overwritten.
-    let old_len = buf.len();
-    buf.resize(old_len + extra, 0);
-    buf.copy_within(first..old_len, first + extra);
+    // Pass 2: move the tail up by `extra`, then copy it back down run by
+    // run with an escape byte before each marked byte. The write position
+    // trails the read position by the escapes still to come, so nothing
+    // unread is overwritten, and the scan only looks ahead of the reads.
+    let len = buf.len() + extra;
+    buf.resize(len, 0);
+    buf.copy_within(first..len - extra, first + extra);
     let mut read = first + extra;
     let mut write = first;
-    // Two or more zeros precede `first`, or it would not have been escaped.
-    let mut zeros = 2;
-    while read < buf.len() {
-        let b = buf[read];
-        if zeros >= 2 && b <= 3 {
-            buf[write] = 3;
-            write += 1;
-            zeros = 0;
-        }
-        buf[write] = b;
+    let mut next = Some(read);
+    while let Some(at) = next {
+        buf.copy_within(read..at, write);
+        write += at - read;
+        buf[write] = 3;
         write += 1;
-        read += 1;
-        zeros = if b == 0 { zeros + 1 } else { 0 };
+        read = at;
+        next = next_after_two_zeros(buf, at + 1, usize::from(buf[at] == 0));
     }
-    debug_assert_eq!(write, buf.len());
+    buf.copy_within(read..len, write);
+    debug_assert_eq!(write + (len - read), len);
 }
 
 /// Unescapes `buf[start..]` in place, `zeros_before` zero bytes preceding it.
 fn unescape_tail(buf: &mut Vec<u8>, start: usize, zeros_before: usize) -> Result<(), usize> {
-    let mut zeros = zeros_before;
-    let mut read = start;
-    let mut write = start;
     let len = buf.len();
-    while read < len {
-        let b = buf[read];
-        if zeros >= 2 {
-            match b {
-                3 => match buf.get(read + 1) {
-                    Some(&next) if next <= 3 => {
-                        zeros = 0;
-                        read += 1;
-                        continue;
-                    }
-                    _ => return Err(read - start),
-                },
-                0..=2 => return Err(read - start),
-                _ => {}
+    // Bytes before `run` are final; `buf[run..at]` moves down to `write` at the next removal.
+    let mut run = start;
+    let mut write = start;
+    let mut next = next_after_two_zeros(buf, start, zeros_before);
+    while let Some(at) = next {
+        match buf.get(at + 1) {
+            Some(&after) if buf[at] == 3 && after <= 3 => {
+                if write != run {
+                    buf.copy_within(run..at, write);
+                }
+                write += at - run;
+                run = at + 1;
+                next = next_after_two_zeros(buf, at + 1, 0);
+            }
+            _ => return Err(at - start),
+        }
+    }
+    if write != run {
+        buf.copy_within(run..len, write);
+        buf.truncate(write + (len - run));
+    }
+    Ok(())
+}
+
+/// From `at`, with `zeros` zero bytes just before it, the first position
+/// whose byte follows two or more zero bytes and is at most 3: where
+/// escaping inserts a byte and unescaping expects one.
+fn next_after_two_zeros(data: &[u8], mut at: usize, mut zeros: usize) -> Option<usize> {
+    while at < data.len() {
+        if zeros == 0 {
+            // Eight bytes with no zero byte among them can neither hold the
+            // pattern nor leave a zero before the next: skip them a word at
+            // a time (ciphertext has a zero byte once in 256).
+            while let Some(word) = data.get(at..at + 8) {
+                let Ok(word) = <[u8; 8]>::try_from(word) else { break };
+                let x = u64::from_le_bytes(word);
+                if x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080 != 0 {
+                    break;
+                }
+                at += 8;
+            }
+            if at >= data.len() {
+                return None;
             }
         }
-        buf[write] = b;
-        write += 1;
-        read += 1;
+        let b = data[at];
+        if zeros >= 2 && b <= 3 {
+            return Some(at);
+        }
         zeros = if b == 0 { zeros + 1 } else { 0 };
+        at += 1;
     }
-    buf.truncate(write);
-    Ok(())
+    None
 }
 
 #[cfg(test)]
@@ -247,13 +265,88 @@ mod tests {
         out
     }
 
+    /// The byte-by-byte definition `unescape_in_place` must agree with.
+    fn unescape_reference(data: &[u8], zeros_before: usize) -> Result<Vec<u8>, usize> {
+        let mut out = Vec::new();
+        let mut zeros = zeros_before;
+        let mut i = 0;
+        while i < data.len() {
+            let b = data[i];
+            if zeros >= 2 {
+                match b {
+                    3 => match data.get(i + 1) {
+                        Some(&next) if next <= 3 => {
+                            zeros = 0;
+                            i += 1;
+                            continue;
+                        }
+                        _ => return Err(i),
+                    },
+                    0..=2 => return Err(i),
+                    _ => {}
+                }
+            }
+            out.push(b);
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn long_runs_match_the_reference(
+            picks in proptest::collection::vec(0usize..8, 0..400),
+            prefix in proptest::collection::vec(0usize..2, 0..3),
+        ) {
+            let data: Vec<u8> = picks.iter().map(|&i| [0u8, 0, 0, 1, 3, 4, 0x80, 0xff][i]).collect();
+            let prefix: Vec<u8> = prefix.iter().map(|&i| [0u8, 9][i]).collect();
+            let mut buf = prefix.clone();
+            buf.extend_from_slice(&data);
+            escape_in_place(&mut buf, prefix.len());
+            let expected = escape_reference(&data, trailing_zeros(&prefix));
+            proptest::prop_assert_eq!(&buf[prefix.len()..], &expected[..]);
+            unescape_in_place(&mut buf, prefix.len()).unwrap();
+            proptest::prop_assert_eq!(&buf[prefix.len()..], &data[..]);
+            let mut raw = prefix.clone();
+            raw.extend_from_slice(&data);
+            let got = unescape_in_place(&mut raw, prefix.len()).map(|()| raw[prefix.len()..].to_vec());
+            proptest::prop_assert_eq!(got, unescape_reference(&data, trailing_zeros(&prefix)));
+        }
+    }
+
+    #[test]
+    fn in_place_unescaping_matches_the_reference() {
+        // Every sequence of up to 7 bytes over {0, 1, 3, 4}, padded to cross the 8-byte word skip.
+        for prefix in [&[9u8, 9][..], &[9, 0], &[0, 0], &[]] {
+            for pad in [0usize, 9, 13] {
+                for n in 0..=7u32 {
+                    for code in 0..4u32.pow(n) {
+                        let mut data = vec![0x55u8; pad];
+                        data.extend((0..n).map(|i| [0u8, 1, 3, 4][(code / 4u32.pow(i) % 4) as usize]));
+                        data.extend([0x66u8; 5]);
+                        let mut buf = prefix.to_vec();
+                        buf.extend_from_slice(&data);
+                        let expected = unescape_reference(&data, trailing_zeros(prefix));
+                        let got = unescape_in_place(&mut buf, prefix.len()).map(|()| buf[prefix.len()..].to_vec());
+                        assert_eq!(got, expected, "{prefix:?} {data:?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn in_place_escaping_matches_the_reference() {
         // Every sequence of up to 7 bytes over {0, 1, 3, 4}, after prefixes ending in 0, 1 or 2 zeros.
         for prefix in [&[9u8, 9][..], &[9, 0], &[0, 0], &[]] {
             for n in 0..=7u32 {
                 for code in 0..4u32.pow(n) {
-                    let data: Vec<u8> = (0..n).map(|i| [0u8, 1, 3, 4][(code / 4u32.pow(i) % 4) as usize]).collect();
+                    let mut data: Vec<u8> = (0..n).map(|i| [0u8, 1, 3, 4][(code / 4u32.pow(i) % 4) as usize]).collect();
+                    // A second copy after a run of non-zero bytes crosses the 8-byte word skip.
+                    let copy = data.clone();
+                    data.extend([0x77u8; 11]);
+                    data.extend(copy);
                     let mut buf = prefix.to_vec();
                     buf.extend_from_slice(&data);
                     escape_in_place(&mut buf, prefix.len());
