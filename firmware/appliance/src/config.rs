@@ -46,7 +46,19 @@ pub struct ConfigFile {
     pub web: WebSection,
     pub board: BoardSection,
     pub e2ee: E2eeSection,
+    pub links: LinksSection,
     pub paths: PathsSection,
+}
+
+/// `[links]`: what meeting links the web page and the phone may ask for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksSection {
+    /// Hosts (names or addresses, as written in links) that `janus+ws://`
+    /// links (signalling without TLS) may reach besides loopback: a lab's
+    /// or a test's server. Empty by default: through the page and the
+    /// phone, plain WebSocket reaches this device's own loopback only.
+    pub plain_ws_hosts: Vec<String>,
 }
 
 /// `[room]`.
@@ -216,6 +228,8 @@ pub struct Settings {
     pub require_key: bool,
     pub state_dir: PathBuf,
     pub admin_password: Option<PasswordHash>,
+    /// `[links] plain_ws_hosts`, lower case.
+    pub plain_ws_hosts: Vec<String>,
 }
 
 impl Settings {
@@ -269,7 +283,21 @@ impl Settings {
                     .map_err(|e| ApplianceError::invalid("web.admin_password_hash", e.to_string()))?,
             ),
         };
+        let mut plain_ws_hosts = Vec::new();
+        for host in &file.links.plain_ws_hosts {
+            let ok = !host.is_empty()
+                && host.len() <= 253
+                && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+            if !ok {
+                return Err(ApplianceError::invalid(
+                    "links.plain_ws_hosts",
+                    format!("`{}` is not a host name or address", shorten(host)),
+                ));
+            }
+            plain_ws_hosts.push(host.to_ascii_lowercase());
+        }
         Ok(Self {
+            plain_ws_hosts,
             room_name,
             camera,
             microphone,

@@ -47,6 +47,8 @@ writeFileSync(join(dir, 'cloakroom.toml'), [
   '[devices]', 'camera = "test"', 'microphone = "test"', 'speaker = "none"',
   '[video]', 'resolution = "640x480"', 'framerate = 20', `codec = "${codec}"`,
   '[web]', 'bind = "127.0.0.1"', `https_port = ${check ? 0 : Number(process.env.DEMO_HTTPS_PORT || 8443)}`, 'http_port = 0',
+  // Janus here speaks plain WebSocket from its namespace: allowed for that one host.
+  '[links]', `plain_ws_hosts = ["${new URL(janus.wsUrl).hostname}"]`,
   '[paths]', `state_dir = "${join(dir, 'state')}"`, '',
 ].join('\n'));
 const daemon = spawn(BIN, ['--config', join(dir, 'cloakroom.toml'), '--print-pairing'], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -6,7 +6,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cloakroom_meeting::{KeyPolicy, LinkError, MeetingLink};
+use cloakroom_meeting::{KeyPolicy, LinkError, MeetingLink, Target};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -128,17 +128,37 @@ pub fn validate_scan(req: &ScanRequest) -> Result<(), ApiError> {
 }
 
 /// Parses the meeting link of a join request; a link without a key only
-/// when `require_key` is off (`e2ee.require_key`).
-pub fn validate_join(req: &JoinRequest, require_key: bool) -> Result<MeetingLink, ApiError> {
+/// when `require_key` is off (`e2ee.require_key`), and plain `janus+ws://`
+/// only to loopback or a host in `plain_ws_hosts` (`[links]`): signalling
+/// without TLS to anywhere would let a visitor's link make the room probe
+/// the LAN's ports, and a meeting's signalling in clear text is never what
+/// a room should do unasked.
+pub fn validate_join(req: &JoinRequest, require_key: bool, plain_ws_hosts: &[String]) -> Result<MeetingLink, ApiError> {
     let policy = if require_key { KeyPolicy::Required } else { KeyPolicy::Optional };
-    MeetingLink::parse_with(req.link.trim(), policy).map_err(|e| match e {
+    let link = MeetingLink::parse_with(req.link.trim(), policy).map_err(|e| match e {
         LinkError::MissingKey => ApiError::field(
             "link",
             "the link has no end-to-end key (`#e2ee=` or `#passphrase=`), and this room refuses meetings \
              without one (settings: \"Refuse links without an end-to-end key\")",
         ),
         e => ApiError::field("link", e.to_string()),
-    })
+    })?;
+    match link.target() {
+        Target::Janus(t) if !t.is_secure() && !plain_ws_allowed(t.host(), plain_ws_hosts) => Err(ApiError::field(
+            "link",
+            "`janus+ws://` (no TLS) reaches only this device's loopback and the hosts listed in its config file \
+             ([links] plain_ws_hosts); use `janus+wss://`",
+        )),
+        _ => Ok(link),
+    }
+}
+
+/// Whether plain WebSocket signalling may go to `host` (as written in a link).
+pub fn plain_ws_allowed(host: &str, plain_ws_hosts: &[String]) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback =
+        bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    loopback || plain_ws_hosts.iter().any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(bare))
 }
 
 /// Validates new settings against the config file they will be applied to.
@@ -168,7 +188,7 @@ pub fn check_request(path: &str, body: &[u8]) -> bool {
         "/api/pair" => parse_body::<PairRequest>(body).and_then(|r| validate_pair(&r)).is_ok(),
         "/api/scan" => parse_body::<ScanRequest>(body).and_then(|r| validate_scan(&r)).is_ok(),
         "/api/join" => parse_body::<JoinRequest>(body)
-            .and_then(|r| validate_join(&r, body.first().is_some_and(|b| b % 2 == 0)).map(drop))
+            .and_then(|r| validate_join(&r, body.first().is_some_and(|b| b % 2 == 0), &[]).map(drop))
             .is_ok(),
         "/api/mute" => parse_body::<MuteRequest>(body).is_ok(),
         "/api/settings" => parse_body::<EditableSettings>(body)
@@ -209,17 +229,36 @@ mod tests {
     #[test]
     fn link_errors_do_not_echo_the_key() {
         let req = JoinRequest { link: "janus+wss://sfu.example/janus?room=1#e2ee=SECRETSECRET".into() };
-        let e = validate_join(&req, true).expect_err("refused");
+        let e = validate_join(&req, true, &[]).expect_err("refused");
         assert_eq!(e.field.as_deref(), Some("link"));
         assert!(!e.message.contains("SECRET"), "{}", e.message);
     }
 
     #[test]
+    fn plain_websocket_only_to_loopback_and_listed_hosts() {
+        // Security review finding 7: `janus+ws://` went to any host.
+        let key = "#e2ee=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        let join = |host: &str, listed: &[String]| {
+            validate_join(&JoinRequest { link: format!("janus+ws://{host}/?room=1{key}") }, true, listed)
+        };
+        for ok in ["127.0.0.1:8188", "localhost:8188", "[::1]:8188", "127.1.2.3"] {
+            assert!(join(ok, &[]).is_ok(), "{ok}");
+        }
+        for refused in ["192.168.1.1:22", "10.0.0.1", "printer.local:9100", "[fe80::1]"] {
+            let e = join(refused, &[]).expect_err("refused");
+            assert!(e.message.contains("plain_ws_hosts"), "{refused}: {}", e.message);
+        }
+        assert!(join("10.0.0.1:8188", &["10.0.0.1".to_owned()]).is_ok());
+        let wss = JoinRequest { link: format!("janus+wss://192.168.1.1/?room=1{key}") };
+        assert!(validate_join(&wss, true, &[]).is_ok(), "TLS signalling goes anywhere");
+    }
+
+    #[test]
     fn a_link_without_a_key_depends_on_the_rooms_policy() {
         let req = JoinRequest { link: "janus+wss://sfu.example/janus?room=1".into() };
-        let e = validate_join(&req, true).expect_err("refused");
+        let e = validate_join(&req, true, &[]).expect_err("refused");
         assert!(e.message.contains("refuses meetings without one"), "{}", e.message);
-        let link = validate_join(&req, false).expect("allowed");
+        let link = validate_join(&req, false, &[]).expect("allowed");
         assert!(link.key().is_none());
     }
 }

@@ -543,9 +543,12 @@ async fn join(
 ) -> Result<Response, ApiError> {
     let session = authorize(&st, &method, &headers, Access::AdminOrGuest)?;
     let req: api::JoinRequest = api::parse_body(&body)?;
-    let require_key = lock(&st.ctx.config).settings().require_key;
+    let (require_key, plain_ws_hosts) = {
+        let config = lock(&st.ctx.config);
+        (config.settings().require_key, config.settings().plain_ws_hosts.clone())
+    };
     // A `#passphrase=` link runs PBKDF2: off the async threads, one at a time.
-    let link = slow_kdf(move || api::validate_join(&req, require_key)).await??;
+    let link = slow_kdf(move || api::validate_join(&req, require_key, &plain_ws_hosts)).await??;
     let shown = link.to_string();
     let meeting =
         st.ctx.room.join(link).map_err(|e| ApiError::new(StatusCode::CONFLICT, "join_refused", e.to_string()))?;

@@ -500,8 +500,9 @@ impl JanusSession {
                 });
                 self.event(Event::RemoteCandidate { peer: target.peer(), candidate });
             }
-            // Janus gave up on our publisher's connection: start over.
-            "hangup" if target == Target::Publisher => {
+            // Janus gave up on our publisher's connection: start over. While
+            // leaving it is our own hangup coming back, not a failure.
+            "hangup" if target == Target::Publisher && self.state != ConnectorState::Leaving => {
                 let reason = msg.reason.unwrap_or_default();
                 self.fail(ConnectorError::MediaFailed { reason: format!("janus hung up the publisher: {reason}") });
             }

@@ -385,6 +385,23 @@ fn leaves_cleanly_hangup_detach_destroy() {
 }
 
 #[test]
+fn janus_hanging_up_the_publisher_while_we_leave_is_no_failure() {
+    // Seen in the appliance e2e test: the hangup event of our own leave came
+    // before the replies, and the meeting ended as "lost" instead of "left".
+    let mut h = Harness::new(true);
+    h.join(json!([]));
+    h.take_sent();
+    h.input(Input::Leave);
+    let sent = h.take_sent();
+    h.reply(json!({"janus": "hangup", "session_id": SESSION, "sender": PUB_HANDLE, "reason": "Close PC"}));
+    assert_eq!(h.s.state(), &ConnectorState::Leaving);
+    for m in &sent {
+        h.reply(json!({"janus": "success", "session_id": SESSION, "transaction": m["transaction"]}));
+    }
+    assert_eq!(h.s.state(), &ConnectorState::Left);
+}
+
+#[test]
 fn leave_gives_up_waiting_after_the_leave_timeout() {
     let mut h = Harness::new(true);
     h.join(json!([]));
