@@ -20,7 +20,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha512};
 use zeroize::Zeroizing;
 
-use crate::backend::{GCM_TAG_LEN, GcmKey, GcmLibrary};
+use crate::backend::{GcmKey, GcmLibrary};
 use crate::{FrameError, MAX_FRAME_LEN, SecretBytes};
 
 /// How many counters behind the highest one a receiver still accepts.
@@ -244,21 +244,19 @@ impl SframeKey {
         out.extend_from_slice(plaintext);
         let nonce = self.nonce(ctr);
         let (header, body) = out.split_at_mut(header_len);
-        let mut tag = [0u8; 32];
-        let tag_len = self.suite.tag_len();
         // AAD = header ‖ metadata (§4.4.3).
-        with_aad(header, metadata, |aad| match &self.cipher {
+        match &self.cipher {
             SuiteCipher::Gcm(gcm) => {
-                tag[..GCM_TAG_LEN].copy_from_slice(&gcm.seal(&nonce, aad, body)?);
-                Ok(())
+                let tag = with_aad(header, metadata, |aad| gcm.seal(&nonce, aad, body))?;
+                out.extend_from_slice(&tag);
             }
             SuiteCipher::CtrHmac { enc_key, auth_key } => {
+                let tag_len = self.suite.tag_len();
                 ctr_apply(enc_key, &nonce, body);
-                tag = ctr_hmac_tag(auth_key, &nonce, aad, body, tag_len);
-                Ok(())
+                let tag = with_aad(header, metadata, |aad| ctr_hmac_tag(auth_key, &nonce, aad, body, tag_len));
+                out.extend_from_slice(&tag[..tag_len]);
             }
-        })?;
-        out.extend_from_slice(&tag[..tag_len]);
+        }
         Ok(())
     }
 
