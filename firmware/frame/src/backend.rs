@@ -124,6 +124,7 @@ impl GcmKey {
     }
 
     /// Encrypts `buf` in place and returns the tag.
+    #[inline]
     pub(crate) fn seal(
         &self,
         nonce: &[u8; GCM_NONCE_LEN],
@@ -155,6 +156,7 @@ impl GcmKey {
 
     /// Decrypts `buf` = ciphertext ‖ tag in place; on success the plaintext is
     /// `buf[..buf.len() - GCM_TAG_LEN]`. On failure `buf` holds garbage.
+    #[inline]
     pub(crate) fn open(&self, nonce: &[u8; GCM_NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> Result<(), FrameError> {
         let Some(ct_len) = buf.len().checked_sub(GCM_TAG_LEN) else {
             return Err(FrameError::Truncated { len: buf.len(), needed: GCM_TAG_LEN });

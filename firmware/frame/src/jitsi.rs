@@ -155,12 +155,10 @@ impl JitsiKey {
         };
         let (clear, body) = frame.split_at_mut(clear_len);
         let tag = self.gcm.seal(iv, clear, body)?;
-        let mut trailer = [0u8; OVERHEAD];
-        trailer[..GCM_TAG_LEN].copy_from_slice(&tag);
-        trailer[GCM_TAG_LEN..GCM_TAG_LEN + IV_LEN].copy_from_slice(iv);
-        trailer[OVERHEAD - 2] = IV_LEN as u8;
-        trailer[OVERHEAD - 1] = self.index;
-        frame.extend_from_slice(&trailer);
+        frame.reserve(OVERHEAD);
+        frame.extend_from_slice(&tag);
+        frame.extend_from_slice(iv);
+        frame.extend_from_slice(&[IV_LEN as u8, self.index]);
         if kind == MediaKind::H264 {
             h264::escape_in_place(frame, clear_len);
         }

@@ -15,7 +15,8 @@
 //! the line through its 120 B and 1,200 B times); then a paired check made to
 //! survive a shared, loaded machine: each of our `-into` paths and the sframe
 //! crate run in alternating batches, and the minimum and median ns per frame
-//! over the batches are compared.
+//! over the batches are compared (`cargo bench -p frame-bench -- paired`
+//! runs it alone).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -361,13 +362,18 @@ fn paired_summary() {
 }
 
 fn main() {
-    let mut c = Criterion::default().output_directory(&output_dir()).configure_from_args();
-    bench(&mut c, Op::Seal);
-    bench(&mut c, Op::Open);
-    c.final_summary();
-    summary();
-    // Only for a full run (`cargo bench -p frame-bench`), not a filtered or profiling one.
-    if std::env::args().skip(1).all(|a| a == "--bench") {
+    // `cargo bench -p frame-bench -- paired` runs the paired check alone.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let paired_only = args == ["paired"];
+    if !paired_only {
+        let mut c = Criterion::default().output_directory(&output_dir()).configure_from_args();
+        bench(&mut c, Op::Seal);
+        bench(&mut c, Op::Open);
+        c.final_summary();
+        summary();
+    }
+    // Not for a filtered or profiling run.
+    if args.is_empty() || paired_only {
         paired_summary();
     }
 }
