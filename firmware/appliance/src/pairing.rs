@@ -8,10 +8,10 @@
 //!   client waits [`CLIENT_PAUSE`], doubling up to [`CLIENT_PAUSE_MAX`].
 //!   Nobody else waits: someone guessing cannot lock the admin out.
 //! - Under a global ceiling: after [`GUARD_AFTER_FAILURES`] wrong tries in
-//!   an hour from all clients together, the room is *guarded*: the code has
-//!   [`GUARDED_CODE_DIGITS`] digits until [`GUARD_QUIET`] passes without a
-//!   wrong try. So the 6-digit code meets at most about that many guesses a
-//!   day, and many addresses buy a guesser nothing against 10 digits.
+//!   [`GUARD_WINDOW`] from all clients together, the room is *guarded*: the
+//!   code has [`GUARDED_CODE_DIGITS`] digits until [`GUARD_QUIET`] passes
+//!   without a wrong try. So the 6-digit code meets fewer than that many
+//!   guesses a day, however many addresses a guesser has.
 //! - What a guesser does is reported as [`Alert`]s (for the journal).
 //! - Sessions: 32 random bytes given to the browser as a cookie (hex);
 //!   only their SHA-256 is kept. Each has its own CSRF token (the
@@ -54,8 +54,10 @@ pub const CLIENT_PAUSE: Duration = Duration::from_secs(60);
 pub const CLIENT_PAUSE_MAX: Duration = Duration::from_secs(3600);
 /// Clients whose wrong tries are remembered at most (the oldest go first).
 pub const MAX_TRACKED_CLIENTS: usize = 1024;
-/// Wrong tries in an hour, from all clients together, that make the room guarded.
-pub const GUARD_AFTER_FAILURES: usize = 20;
+/// Wrong tries in [`GUARD_WINDOW`], from all clients together, that make the room guarded.
+pub const GUARD_AFTER_FAILURES: usize = 10;
+/// The window the global ceiling counts wrong tries in.
+pub const GUARD_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// A guarded room goes back to 6-digit codes after this long without a wrong try.
 pub const GUARD_QUIET: Duration = Duration::from_secs(24 * 3600);
 /// Digits of the pairing code normally.
@@ -76,8 +78,6 @@ pub const MAX_ADMIN_SESSIONS: usize = 16;
 pub const MAX_GUEST_SESSIONS: usize = 16;
 /// PBKDF2 iterations for new admin password hashes.
 pub const PASSWORD_ITERATIONS: u32 = 200_000;
-
-const HOUR: Duration = Duration::from_secs(3600);
 
 /// Source of random bytes: the OS in the daemon, a fixed sequence in tests.
 pub trait RandomSource: Send {
@@ -214,8 +214,8 @@ pub enum PairError {
 pub enum Alert {
     /// A client made too many wrong tries and now waits.
     ClientPaused { client: ClientKey, failures: u32, pause: Duration },
-    /// Too many wrong tries in an hour from everyone: the code gets longer.
-    Guarded { failures_last_hour: usize },
+    /// Too many wrong tries in a day from everyone: the code gets longer.
+    Guarded { failures_last_day: usize },
     /// A guarded room went back to the short code after a quiet day.
     Unguarded,
 }
@@ -228,9 +228,9 @@ impl fmt::Display for Alert {
                 "pairing: {client} made {failures} wrong tries; it may try again in {} s (others can still pair)",
                 pause.as_secs()
             ),
-            Self::Guarded { failures_last_hour } => write!(
+            Self::Guarded { failures_last_day } => write!(
                 f,
-                "pairing: {failures_last_hour} wrong tries in the last hour; someone may be guessing the code, \
+                "pairing: {failures_last_day} wrong tries in the last day; someone may be guessing the code, \
                  which has {GUARDED_CODE_DIGITS} digits until a day passes without a wrong try"
             ),
             Self::Unguarded => write!(f, "pairing: a day without wrong tries; the code has {CODE_DIGITS} digits again"),
@@ -265,7 +265,7 @@ pub struct Pairing {
     code_expires: Option<Instant>,
     code_failures: u32,
     clients: HashMap<ClientKey, ClientRecord>,
-    /// Wrong tries from everyone in the last hour.
+    /// Wrong tries from everyone in the last [`GUARD_WINDOW`].
     recent: VecDeque<Instant>,
     guarded_until: Option<Instant>,
     failures_total: u64,
@@ -309,8 +309,8 @@ impl Session {
 pub struct PairingStats {
     /// Wrong tries since start.
     pub failures_total: u64,
-    /// Wrong tries in the last hour, from everyone.
-    pub failures_last_hour: usize,
+    /// Wrong tries in the last day, from everyone.
+    pub failures_last_day: usize,
     /// Clients waiting now.
     pub clients_paused: usize,
     /// Whether the code is the long one.
@@ -358,7 +358,7 @@ impl Pairing {
         self.expire(now);
         PairingStats {
             failures_total: self.failures_total,
-            failures_last_hour: self.recent.len(),
+            failures_last_day: self.recent.len(),
             clients_paused: self.clients.values().filter(|c| c.paused_until.is_some_and(|t| now < t)).count(),
             guarded: self.guarded_until.is_some(),
         }
@@ -434,7 +434,7 @@ impl Pairing {
             self.guarded_until = Some(now + GUARD_QUIET);
         } else if self.recent.len() >= GUARD_AFTER_FAILURES {
             self.guarded_until = Some(now + GUARD_QUIET);
-            self.alerts.push_back(Alert::Guarded { failures_last_hour: self.recent.len() });
+            self.alerts.push_back(Alert::Guarded { failures_last_day: self.recent.len() });
             self.code_failures = ROTATE_AFTER_FAILURES; // a long code now
         }
         self.code_failures += 1;
@@ -478,10 +478,10 @@ impl Pairing {
         self.code_failures = 0;
     }
 
-    /// Forgets what is too old: wrong tries past the hour, ended pauses'
+    /// Forgets what is too old: wrong tries past the day, ended pauses'
     /// clients after their window, the guard after a quiet day, ended sessions.
     fn expire(&mut self, now: Instant) {
-        while self.recent.front().is_some_and(|t| now.saturating_duration_since(*t) >= HOUR) {
+        while self.recent.front().is_some_and(|t| now.saturating_duration_since(*t) >= GUARD_WINDOW) {
             self.recent.pop_front();
         }
         if self.guarded_until.is_some_and(|t| now >= t) {
@@ -946,8 +946,8 @@ mod tests {
             assert_eq!(code.expose().len(), CODE_DIGITS);
             let _ = p.pair(t, ip(100 + u8::try_from(i).expect("small")), &wrong(&code), None);
         }
-        let t1 = t0 + Duration::from_secs(60 * 20);
-        assert!(p.take_alerts().contains(&Alert::Guarded { failures_last_hour: GUARD_AFTER_FAILURES }));
+        let t1 = t0 + Duration::from_secs(60 * u64::try_from(GUARD_AFTER_FAILURES).expect("small"));
+        assert!(p.take_alerts().contains(&Alert::Guarded { failures_last_day: GUARD_AFTER_FAILURES }));
         let long = p.code(t1).clone();
         assert_eq!(long.expose().len(), GUARDED_CODE_DIGITS);
         assert!(p.stats(t1).guarded);

@@ -51,7 +51,6 @@ fn config_is_old_or_new_after_kill_9() {
     // xorshift64: a fixed seed makes the kill moments reproducible in shape.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let (mut seen_a, mut seen_b, mut torn_temp) = (0, 0, 0);
-    let temp = dir.join(".cloakroom.toml.tmp");
     let started = Instant::now();
     for i in 0..KILLS {
         x ^= x << 13;
@@ -68,9 +67,16 @@ fn config_is_old_or_new_after_kill_9() {
         std::thread::sleep(delay);
         child.kill().expect("SIGKILL"); // std sends SIGKILL on Unix
         child.wait().expect("reap");
-        // A temp file left behind means the kill landed between open and rename.
-        if std::fs::remove_file(&temp).is_ok() {
-            torn_temp += 1;
+        // A temp file left behind (`.cloakroom.toml.<random>.tmp`) means the
+        // kill landed between open and rename.
+        for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".cloakroom.toml.")
+                && name.ends_with(".tmp")
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                torn_temp += 1;
+            }
         }
         let text = std::fs::read_to_string(&path).expect("file still there");
         let parsed = parse_config(&text).unwrap_or_else(|e| panic!("kill {i}: torn file: {e}\n{text}"));

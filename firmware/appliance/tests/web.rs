@@ -543,3 +543,31 @@ async fn requests_from_another_site_or_for_another_host_are_refused() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.headers["strict-transport-security"].to_str().expect("ascii").starts_with("max-age="));
 }
+
+#[tokio::test]
+async fn a_slow_password_check_holds_up_nobody_else() {
+    // Security review finding 13: wrong pairings with an admin password held
+    // the lock every API call waits on while PBKDF2 ran.
+    let dir = temp_dir("slowkdf");
+    let salt = [7u8; 16];
+    let iterations = 1_000_000; // about a second of PBKDF2 here, so the overlap below is certain
+    let mut hash = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"pw", &salt, iterations, &mut hash);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let stored = format!("pbkdf2-sha256${iterations}${}${}", hex(&salt), hex(&hash));
+    let device = start(&write_config_with(&dir, &format!("admin_password_hash = \"{stored}\"")), 14).await;
+    let mut admin = Client::from(&device, "127.0.0.31");
+    let body = format!("{{\"code\":\"{}\",\"password\":\"pw\"}}", device.code);
+    let r = admin.send(Method::POST, "/api/pair", Some(&body), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    admin.take_session(&r);
+    let guesser = Client::from(&device, "127.0.0.32");
+    let body = format!("{{\"code\":\"{}\",\"password\":\"nope\"}}", device.current_code());
+    let guess = tokio::spawn(async move { guesser.send(Method::POST, "/api/pair", Some(&body), None).await.status });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let status = admin.call(Method::GET, "/api/status", None).await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert!(!guess.is_finished(), "the status answered while the password check ran ({:?})", started.elapsed());
+    assert_eq!(guess.await.expect("guess"), StatusCode::UNAUTHORIZED);
+}

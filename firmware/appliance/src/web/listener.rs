@@ -22,8 +22,8 @@
 //! whole room. A host that takes many addresses gets past the per-address
 //! limit; the per-port ceiling and the idle timeout still bound what it holds.
 //!
-//! [`ConnectionTable`] decides (no I/O; the time is passed in);
-//! [`LimitedListener`] and [`LimitedStream`] do the sockets.
+//! `ConnectionTable` decides (no I/O; the time is passed in);
+//! `LimitedListener` and [`LimitedStream`] do the sockets.
 
 use std::collections::HashMap;
 use std::future::Future as _;

@@ -708,9 +708,9 @@ async fn metrics(State(st): State<AppState>, method: Method, headers: HeaderMap)
         ("cloakroom_packet_loss_percent", "Packet loss.", s.media.packet_loss_percent.to_string()),
         ("cloakroom_join_failures", "Failed join attempts in a row.", s.attempts.to_string()),
         (
-            "cloakroom_pairing_failures_last_hour",
-            "Wrong pairing tries in the last hour, from everyone.",
-            pairing.failures_last_hour.to_string(),
+            "cloakroom_pairing_failures_last_day",
+            "Wrong pairing tries in the last 24 hours, from everyone.",
+            pairing.failures_last_day.to_string(),
         ),
         (
             "cloakroom_pairing_clients_paused",

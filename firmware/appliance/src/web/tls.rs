@@ -152,7 +152,7 @@ pub fn fingerprint_of(der: &[u8]) -> String {
 }
 
 /// A listener handing out finished TLS connections. Connections are
-/// admitted by a [`LimitedListener`] (a handshake in flight counts against
+/// admitted by a `LimitedListener` (a handshake in flight counts against
 /// the port's limits) and their handshakes run in their own tasks with a
 /// timeout, so a slow or silent client holds up no one else.
 pub struct TlsListener {
