@@ -104,9 +104,11 @@ RDEPENDS:${PN} = "\
     gstreamer1.0-plugins-good-video4linux2 \
     gstreamer1.0-plugins-good-vpx \
 "
-# Optional encoders and echo cancellation: webrtcdsp needs meta-multimedia,
-# x264 needs the "commercial" license flag accepted.
+# Echo cancellation, when meta-multimedia is there. The software H.264
+# encoder (x264, "commercial" license flag) is not recommended here: a
+# recommendation of a recipe skipped for its license flag still breaks
+# `bitbake world`; the image installs it when the build accepts the flag
+# (CLOAKROOM_LICENSED_CODECS in cloakroom-image.bb).
 RRECOMMENDS:${PN} = "\
     gstreamer1.0-plugins-bad-webrtcdsp \
-    gstreamer1.0-plugins-ugly-x264 \
 "
