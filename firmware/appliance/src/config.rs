@@ -655,6 +655,13 @@ mod tests {
         );
         assert_eq!(error_of(&base_with(|c| c.room.name = String::new())), "room.name: is empty");
         assert_eq!(error_of(&base_with(|c| c.room.name = "a\u{7}b".into())), "room.name: contains control characters");
+        // Security review finding 18: a name that reads differently than it is, or hides characters.
+        for sneaky in ["Board\u{202E}moor", "Board\u{200B}room", "\u{2066}Board\u{2069}"] {
+            assert!(error_of(&base_with(|c| c.room.name = sneaky.into())).contains("direction-changing"), "{sneaky:?}");
+        }
+        assert!(
+            error_of(&base_with(|c| c.links.plain_ws_hosts = vec!["a b".into()])).starts_with("links.plain_ws_hosts")
+        );
         assert_eq!(
             error_of(&base_with(|c| c.video.resolution = "1280*720".into())),
             "video.resolution: `1280*720` is not <width>x<height>"

@@ -849,6 +849,20 @@ mod tests {
     }
 
     #[test]
+    fn a_guest_sees_no_device_report_check_digits_or_failure_cause() {
+        // Security review findings 6, 7, 15: what a visitor's phone must not read.
+        let mut status = Supervisor::new().status();
+        status.devices = serde_json::json!({"cameras": [{"path": "/dev/video0"}]});
+        status.encryption.verification = Some("123 456 789 012 345".into());
+        status.error = Some("IO error: Connection refused (os error 111)".into());
+        guest_view(&mut status);
+        assert!(status.devices.is_null());
+        assert!(status.encryption.verification.is_none());
+        let error = status.error.expect("still says something failed");
+        assert!(!error.contains("refused") && error.contains("admin page"), "{error}");
+    }
+
+    #[test]
     fn session_cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_static("a=1; __Host-cloakroom=abc; b=2"));
