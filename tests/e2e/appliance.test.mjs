@@ -9,7 +9,10 @@
 // CSRF token refused, every /api route refused without a session, settings
 // saved and kept across a daemon restart, join from the admin page and from
 // the phone's scan link into Janus, mute, leave, a link without a key
-// refused, an unreachable server shown as an error with retries.
+// refused, an unreachable server shown as an error with retries; axe-core's
+// WCAG 2.1 A/AA rules on every page and state (0 violations), pairing and
+// reaching the buttons by keyboard alone, and a 360 px phone (no sideways
+// scrolling, text at least 14 px).
 //
 // The daemon binary: CLOAKROOMD_BIN, or target/debug/cloakroomd (`cargo
 // build -p cloakroomd`). Screenshots go to CLOAKROOM_SHOTS (default
@@ -18,7 +21,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,10 +39,17 @@ const ROOM = 5150;
 const keyBytes = randomBytes(32);
 const keyHex = keyBytes.toString('hex');
 const keyB64 = keyBytes.toString('base64url');
+// axe-core, evaluated into the page through the DevTools protocol: the page's
+// CSP (default-src 'self') would block an injected script tag.
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+// A small phone: 360 CSS px wide at twice the pixels.
+const PHONE_360 = { viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 
 let janus, pages, browser, dir, device;
 // Pairing codes are single use: once one has paired, wait for the room to show the next.
 const usedCodes = new Set();
+// Scan links too.
+const usedJoinPaths = new Set();
 const participants = new Set();
 
 /** Starts `cloakroomd --config` on the test's state dir; resolves once the page is up. */
@@ -213,11 +224,79 @@ async function apiStatus(page) {
   return page.evaluate(async () => (await fetch('/api/status')).json());
 }
 
+/**
+ * axe-core's WCAG 2.0/2.1 A and AA rules on the page as it is now: 0
+ * violations, or a failure naming each one (rule, impact, elements, help).
+ */
+async function assertAccessible(page, what, t) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+      resultTypes: ['violations'],
+    });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+  const lines = violations.map((v) => `${v.id} (${v.impact}, ${v.targets.length}×): ${v.help} — ${v.targets.join(', ')}`);
+  t?.diagnostic(`axe on ${what}: ${violations.length} violation(s)${lines.length ? ': ' + lines.join(' | ') : ''}`);
+  assert.equal(violations.length, 0, `axe-core on ${what}:\n  ${lines.join('\n  ')}`);
+}
+
+/** No sideways scrolling at the page's width, and no visible text under 14 CSS px. */
+async function assertReadableAt(page, width, what) {
+  const m = await page.evaluate(() => {
+    const small = [];
+    for (const el of document.body.querySelectorAll('*')) {
+      const hasText = [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim() !== '');
+      if (!hasText || el.getClientRects().length === 0) continue;
+      const px = parseFloat(getComputedStyle(el).fontSize);
+      if (px < 14) small.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.className ? '.' + el.className : ''} ${px}px`);
+    }
+    return { scrollWidth: document.scrollingElement.scrollWidth, innerWidth, small };
+  });
+  assert.equal(m.innerWidth, width, `${what}: the layout is ${m.innerWidth} px wide (zoomed out?)`);
+  assert.ok(m.scrollWidth <= m.innerWidth, `${what} scrolls sideways: ${m.scrollWidth} px of content in ${m.innerWidth} px`);
+  assert.deepEqual(m.small, [], `${what}: text under 14 CSS px`);
+}
+
+/** Presses Tab until `selector` has the focus (at most `max` times); the ids/texts passed on the way. */
+async function tabTo(page, selector, max = 60) {
+  const path = [];
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    const at = await page.evaluate((sel) => {
+      const a = document.activeElement;
+      return { hit: a?.matches(sel) ?? false, name: a ? `${a.tagName.toLowerCase()}${a.id ? '#' + a.id : ''}${a.name ? `[${a.name}]` : ''}` : 'none' };
+    }, selector);
+    path.push(at.name);
+    if (at.hit) return path;
+  }
+  assert.fail(`${selector} not reached in ${max} Tabs: ${path.join(' → ')}`);
+}
+
+/** The focused element draws a visible outline (at least 2 px, not `none`). */
+async function assertFocusVisible(page, what) {
+  const o = await page.evaluate(() => {
+    const s = getComputedStyle(document.activeElement);
+    return { style: s.outlineStyle, width: parseFloat(s.outlineWidth) };
+  });
+  assert.ok(o.style !== 'none' && o.width >= 2, `${what}: no visible focus outline (${JSON.stringify(o)})`);
+}
+
+/** The scan link the room shows now that has not been used yet. */
+async function freshJoinPath() {
+  const deadline = Date.now() + 15000;
+  while (usedJoinPaths.has(device.info['join-path']) && Date.now() < deadline) await sleep(200);
+  assert.ok(!usedJoinPaths.has(device.info['join-path']), 'the room shows a new scan link after one was used');
+  return device.info['join-path'];
+}
+
 test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 150000 }, step('admin', async (t) => {
   const ctx = await newContext({ viewport: { width: 1100, height: 1400 } });
   const page = await ctx.newPage();
   await openDevicePage(page, t);
   await page.locator('#pair').waitFor({ state: 'visible' });
+  await assertAccessible(page, 'the pairing form', t);
 
   // Wrong code: refused with a message, still on the pairing form.
   const code = device.info.code;
@@ -243,6 +322,8 @@ test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 150
   await page.waitForFunction(() => document.getElementById('devices').textContent.includes('Encoders: '));
   assert.match(await page.textContent('#devices'), /Encoders: .*vp8 \(vp8enc\)/);
   assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll('#camera-list option')].map((o) => o.value).filter((v) => v === 'auto' || v === 'test')), ['auto', 'test']);
+  await page.waitForFunction(() => document.querySelector('#settings-form input[name=room_name]').value !== '');
+  await assertAccessible(page, 'the admin page, idle', t);
 
   // The code was single use: the room screen (and --print-pairing) shows a new one.
   const deadline = Date.now() + 10000;
@@ -297,6 +378,7 @@ test('join from the admin page into Janus: a browser with the key sees the room;
   assert.match(verification, /^\d{3}( \d{3}){4}$/);
   assert.equal(await page.textContent('#encrypted'), 'encrypted');
   assert.ok(!(await page.content()).includes(keyB64.slice(0, 12)), 'the key is never on the page');
+  await assertAccessible(page, 'the admin page in a meeting', t);
   await assertBrowserSeesRoom(t);
 
   // The page's numbers come from the real meeting.
@@ -322,14 +404,18 @@ test('join from the admin page into Janus: a browser with the key sees the room;
 test('phone joins by the scan link into Janus, then leaves', { timeout: 180000 }, step('scan-join', async (t) => {
   const ctx = await newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
   const page = await ctx.newPage();
-  const joinPath = device.info['join-path'];
+  const joinPath = await freshJoinPath();
+  usedJoinPaths.add(joinPath);
   await page.goto(new URL(joinPath, device.info.url).href);
   await page.locator('#guest').waitFor({ state: 'visible' });
   assert.equal(new URL(page.url()).hash, '', 'the single-use token is dropped from the address bar');
+  await waitText(page, 'state', 'idle');
+  await assertAccessible(page, 'the phone page, idle', t);
   await page.fill('#link', janusLink());
   await page.tap('#join-form button');
   await waitText(page, 'state', 'in meeting', 40000);
   await page.screenshot({ path: join(SHOTS, 'join-phone.png'), fullPage: true });
+  await assertAccessible(page, 'the phone page in a meeting', t);
   await assertBrowserSeesRoom(t);
   // The guest session cannot read settings.
   assert.equal(await page.evaluate(async () => (await fetch('/api/settings')).status), 403);
@@ -337,11 +423,13 @@ test('phone joins by the scan link into Janus, then leaves', { timeout: 180000 }
   // The guest session ends with the meeting it started (security review finding 5).
   await page.locator('#expired').waitFor({ state: 'visible', timeout: 20000 });
   assert.match(await page.textContent('#scan-error'), /session has ended/);
+  await assertAccessible(page, 'the phone page, session ended', t);
   assert.equal(await page.evaluate(async () => (await fetch('/api/status')).status), 401);
   // The same scan link again: used.
   const again = await ctx.newPage();
   await again.goto(new URL(joinPath, device.info.url).href);
   await again.locator('#expired').waitFor({ state: 'visible' });
+  await assertAccessible(again, 'the phone page, scan link used', t);
   await ctx.close();
 }));
 
@@ -430,6 +518,50 @@ test('an unreachable meeting server: error with retries, then leave', { timeout:
   t.diagnostic(`shown: ${st.error} (attempt ${st.attempts}, retry in ${st.retry_in_ms} ms)`);
   await page.click('#leave');
   await waitText(page, 'state', 'idle', 20000);
+  await ctx.close();
+}));
+
+test('keyboard only and a 360 px phone: pair with Tab, type, Enter; reach Join and the sessions\' buttons; no sideways scrolling, text ≥ 14 px', { timeout: 90000 }, step('keyboard-360', async (t) => {
+  const ctx = await newContext(PHONE_360);
+  const page = await ctx.newPage();
+  await openDevicePage(page, t);
+  await page.locator('#pair').waitFor({ state: 'visible' });
+  await assertReadableAt(page, 360, 'the pairing form at 360 px');
+  const code = await freshCode();
+  await tabTo(page, '#code');
+  await assertFocusVisible(page, 'the code field');
+  await page.keyboard.type(code);
+  await page.keyboard.press('Enter');
+  await adminShown(page, t);
+  usedCodes.add(code);
+  await waitText(page, 'state', 'idle');
+  // Earlier tests' browsers are in the list, each with an End button.
+  await page.locator('#sessions button').first().waitFor({ state: 'visible' });
+  await page.waitForFunction(() => document.querySelector('#settings-form input[name=room_name]').value !== '');
+  const toJoin = await tabTo(page, '#join-form button');
+  await assertFocusVisible(page, 'the Join button');
+  const toEnd = await tabTo(page, '#sessions button');
+  await assertFocusVisible(page, 'a session\'s End button');
+  // The list is redrawn every 3 s; the focus stays on the same session's button.
+  const focused = await page.evaluate(() => document.activeElement.getAttribute('aria-label'));
+  await sleep(3500);
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), focused, 'focus kept across the list\'s refresh');
+  t.diagnostic(`Tabs: ${toJoin.length} to Join, ${toEnd.length} more to the first End (${toJoin.concat(toEnd).join(' → ')})`);
+  await assertReadableAt(page, 360, 'the admin page at 360 px');
+  await page.screenshot({ path: join(SHOTS, 'admin-360.png'), fullPage: true });
+
+  // The phone page from the scan link, at 360 px, by keyboard.
+  const phone = await ctx.newPage();
+  const joinPath = await freshJoinPath();
+  usedJoinPaths.add(joinPath);
+  await phone.goto(new URL(joinPath, device.info.url).href);
+  await phone.locator('#guest').waitFor({ state: 'visible' });
+  await waitText(phone, 'state', 'idle');
+  await tabTo(phone, '#link');
+  await tabTo(phone, '#join-form button', 3);
+  await assertFocusVisible(phone, 'the phone page\'s Join button');
+  await assertReadableAt(phone, 360, 'the phone page at 360 px');
+  await phone.screenshot({ path: join(SHOTS, 'join-360.png'), fullPage: true });
   await ctx.close();
 }));
 

@@ -3,6 +3,10 @@
 let csrf = null;
 let timer = null;
 const $ = (id) => document.getElementById(id);
+// Text set only when it changed: the status line is a live region, read out on change, not every 3 s.
+const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+// The session each End button ends (the list is redrawn on every refresh).
+const sessionOfButton = new WeakMap();
 
 async function api(method, path, body) {
   const headers = {};
@@ -21,10 +25,10 @@ async function api(method, path, body) {
 function showStatus(s) {
   $("room-name").textContent = s.room_name || "";
   const state = $("state");
-  state.textContent = s.state.replace("_", " ");
+  setText(state, s.state.replace("_", " "));
   state.className = "badge" + (s.state === "in_meeting" ? " good" : s.state === "error" ? " bad" : "");
   const enc = $("encrypted");
-  enc.textContent = s.encryption.encrypted ? "encrypted" : (s.state === "in_meeting" ? "NOT encrypted" : "");
+  setText(enc, s.encryption.encrypted ? "encrypted" : (s.state === "in_meeting" ? "NOT encrypted" : ""));
   enc.className = "badge" + (s.encryption.encrypted ? " good" : s.state === "in_meeting" ? " bad" : "");
   $("meeting").textContent = s.meeting || "—";
   if ($("verification")) $("verification").textContent = s.encryption.verification || "—";
@@ -80,16 +84,22 @@ function showDevices(d) {
 }
 
 // Who holds a session, with a button to end each (but this browser's own).
+// A keyboard user's focus stays on the same session's button across redraws
+// (or the next one when that session is gone).
 function showSessions(list) {
+  const ul = $("sessions");
+  const buttons = () => [...ul.querySelectorAll("button")];
+  const had = ul.contains(document.activeElement) ? document.activeElement : null;
+  const hadId = had && sessionOfButton.get(had), hadIndex = had ? buttons().indexOf(had) : -1;
   const ago = (s) => s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
-  $("sessions").replaceChildren(...list.map((s) => {
+  ul.replaceChildren(...list.map((s) => {
     const li = document.createElement("li");
     const who = s.role === "admin" ? "Admin browser" : "Phone (guest)";
     li.textContent = `${who}${s.client ? " at " + s.client : ""}, opened ${ago(s.age_secs)} ago, last seen ${ago(s.idle_secs)} ago`
       + (s.meeting != null ? ", started the current meeting" : "") + (s.current ? " (this browser)" : "") + " ";
     if (!s.current) {
       const b = document.createElement("button");
-      b.type = "button"; b.textContent = "End"; b.setAttribute("aria-label", `End the session of ${who}${s.client ? " at " + s.client : ""}`);
+      b.type = "button"; b.textContent = "End"; sessionOfButton.set(b, s.id); b.setAttribute("aria-label", `End the session of ${who}${s.client ? " at " + s.client : ""}`);
       b.addEventListener("click", async () => {
         $("sessions-error").textContent = "";
         try { await api("POST", "/api/sessions/revoke", { id: s.id }); } catch (e) { $("sessions-error").textContent = e.message; }
@@ -99,6 +109,11 @@ function showSessions(list) {
     }
     return li;
   }));
+  if (had) {
+    const now = buttons();
+    const again = now.find((b) => sessionOfButton.get(b) === hadId) || now[Math.min(hadIndex, now.length - 1)];
+    (again || ul).focus();
+  }
 }
 
 function wireMeeting(admin) {
