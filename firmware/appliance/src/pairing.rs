@@ -3,10 +3,12 @@
 //! - Pairing code: 6 decimal digits shown on the room screen; single use,
 //!   replaced every [`CODE_TTL`] and after every [`ROTATE_AFTER_FAILURES`]
 //!   wrong tries, so guesses cannot work through the code space.
-//! - Wrong tries are limited per client ([`ClientKey`]: an IPv4 address or
-//!   an IPv6 /64): [`CLIENT_MAX_FAILURES`] in [`CLIENT_WINDOW`], then that
-//!   client waits [`CLIENT_PAUSE`], doubling up to [`CLIENT_PAUSE_MAX`].
-//!   Nobody else waits: someone guessing cannot lock the admin out.
+//! - Wrong tries are limited per client ([`ClientKey`]): an address may make
+//!   [`CLIENT_MAX_FAILURES`] in [`CLIENT_WINDOW`], an IPv6 /64 together
+//!   [`PREFIX_MAX_FAILURES`] (one host can take many addresses of its
+//!   /64, and every host of a LAN shares one); then that client waits
+//!   [`CLIENT_PAUSE`], doubling up to [`CLIENT_PAUSE_MAX`]. Nobody else
+//!   waits: someone guessing cannot lock the admin out.
 //! - Under a global ceiling: after [`GUARD_AFTER_FAILURES`] wrong tries in
 //!   [`GUARD_WINDOW`] from all clients together, the room is *guarded*: the
 //!   code has [`GUARDED_CODE_DIGITS`] digits until [`GUARD_QUIET`] passes
@@ -44,8 +46,10 @@ use crate::ApplianceError;
 pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);
 /// A pairing code is replaced after this many wrong tries (from anyone).
 pub const ROTATE_AFTER_FAILURES: u32 = 3;
-/// Wrong tries one client may make per [`CLIENT_WINDOW`] before it waits.
+/// Wrong tries one address may make per [`CLIENT_WINDOW`] before it waits.
 pub const CLIENT_MAX_FAILURES: usize = 5;
+/// Wrong tries the addresses of one IPv6 /64 may make together per [`CLIENT_WINDOW`].
+pub const PREFIX_MAX_FAILURES: usize = 50;
 /// The window a client's wrong tries are counted in.
 pub const CLIENT_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// A client's first wait after too many wrong tries; it doubles each time.
@@ -131,33 +135,45 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Who a wrong try is counted against: an IPv4 address, or the /64 of an
-/// IPv6 address (one host usually holds a whole /64). IPv4-mapped IPv6
-/// addresses count as their IPv4 address.
+/// Who a wrong try is counted against: its address (IPv4-mapped IPv6 as
+/// IPv4), and for IPv6 also the address's /64, with a higher limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ClientKey(IpAddr);
+pub struct ClientKey {
+    addr: IpAddr,
+    prefix64: bool,
+}
 
 impl ClientKey {
+    /// The address key of `addr`.
     pub fn of(addr: IpAddr) -> Self {
-        match addr {
-            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(IpAddr::V4(v4)),
-                None => {
-                    let s = v6.segments();
-                    Self(IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)))
-                }
-            },
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        Self { addr, prefix64: false }
+    }
+
+    /// Every key a try from `addr` counts against.
+    pub fn keys_of(addr: IpAddr) -> Vec<Self> {
+        let key = Self::of(addr);
+        match key.addr {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                vec![key, Self { addr: IpAddr::V6(net), prefix64: true }]
+            }
+            IpAddr::V4(_) => vec![key],
         }
+    }
+
+    fn limit(&self) -> usize {
+        if self.prefix64 { PREFIX_MAX_FAILURES } else { CLIENT_MAX_FAILURES }
     }
 }
 
 impl fmt::Display for ClientKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            IpAddr::V4(a) => write!(f, "{a}"),
-            IpAddr::V6(a) => write!(f, "{a}/64"),
-        }
+        if self.prefix64 { write!(f, "{}/64", self.addr) } else { write!(f, "{}", self.addr) }
     }
 }
 
@@ -243,7 +259,7 @@ impl fmt::Display for Alert {
 /// then [`Pairing::finish_pair`] decides.
 #[derive(Debug)]
 pub struct PairAttempt {
-    client: ClientKey,
+    client: IpAddr,
     /// The admin password's hash, when one is set.
     pub password: Option<PasswordHash>,
 }
@@ -372,13 +388,20 @@ impl Pairing {
     /// Starts a pairing try from `client`: refused at once while the client waits.
     pub fn begin_pair(&mut self, now: Instant, client: IpAddr) -> Result<PairAttempt, PairError> {
         self.expire(now);
-        let client = ClientKey::of(client);
-        if let Some(until) = self.clients.get(&client).and_then(|c| c.paused_until) {
-            if now < until {
-                return Err(PairError::Paused { retry_after: until - now });
-            }
+        if let Some(retry_after) = self.paused_for(now, client) {
+            return Err(PairError::Paused { retry_after });
         }
         Ok(PairAttempt { client, password: self.password.clone() })
+    }
+
+    /// How long `client` still waits, if it does.
+    fn paused_for(&self, now: Instant, client: IpAddr) -> Option<Duration> {
+        ClientKey::keys_of(client)
+            .iter()
+            .filter_map(|k| self.clients.get(k).and_then(|c| c.paused_until))
+            .filter(|until| now < *until)
+            .map(|until| until - now)
+            .max()
     }
 
     /// Decides a try [`begin_pair`](Self::begin_pair) let through;
@@ -394,18 +417,16 @@ impl Pairing {
         self.expire(now);
         let client = attempt.client;
         // A try that waited for its password check while the client got paused.
-        if let Some(until) = self.clients.get(&client).and_then(|c| c.paused_until) {
-            if now < until {
-                return Err(PairError::Paused { retry_after: until - now });
-            }
+        if let Some(retry_after) = self.paused_for(now, client) {
+            return Err(PairError::Paused { retry_after });
         }
         let code_ok: bool = code.as_bytes().ct_eq(self.code.expose().as_bytes()).into();
         if code_ok && password_ok {
-            if let Some(record) = self.clients.get_mut(&client) {
+            if let Some(record) = self.clients.get_mut(&ClientKey::of(client)) {
                 record.failures.clear();
             }
             self.new_code(now);
-            return Ok(self.open_session(now, Role::Admin, Some(client.0)));
+            return Ok(self.open_session(now, Role::Admin, Some(client)));
         }
         Err(self.count_failure(now, client))
     }
@@ -427,7 +448,7 @@ impl Pairing {
         self.finish_pair(now, attempt, code, password_ok)
     }
 
-    fn count_failure(&mut self, now: Instant, client: ClientKey) -> PairError {
+    fn count_failure(&mut self, now: Instant, client: IpAddr) -> PairError {
         self.failures_total += 1;
         self.recent.push_back(now);
         if self.guarded_until.is_some() {
@@ -441,7 +462,23 @@ impl Pairing {
         if self.code_failures >= ROTATE_AFTER_FAILURES {
             self.new_code(now);
         }
-        if !self.clients.contains_key(&client) && self.clients.len() >= MAX_TRACKED_CLIENTS {
+        let (mut remaining, mut pause) = (usize::MAX, None);
+        for key in ClientKey::keys_of(client) {
+            match self.count_against(now, key) {
+                Ok(left) => remaining = remaining.min(left),
+                Err(p) => pause = pause.max(Some(p)),
+            }
+        }
+        match pause {
+            Some(retry_after) => PairError::Paused { retry_after },
+            None => PairError::Wrong { remaining },
+        }
+    }
+
+    /// Counts a wrong try against one key: the tries it has left, or the
+    /// pause it starts now.
+    fn count_against(&mut self, now: Instant, key: ClientKey) -> Result<usize, Duration> {
+        if !self.clients.contains_key(&key) && self.clients.len() >= MAX_TRACKED_CLIENTS {
             // Forget the client heard from least recently (never one that waits now).
             let oldest = self
                 .clients
@@ -453,22 +490,23 @@ impl Pairing {
                 self.clients.remove(&k);
             }
         }
-        let record = self.clients.entry(client).or_default();
+        let limit = key.limit();
+        let record = self.clients.entry(key).or_default();
         record.last = Some(now);
         while record.failures.front().is_some_and(|t| now.saturating_duration_since(*t) >= CLIENT_WINDOW) {
             record.failures.pop_front();
         }
         record.failures.push_back(now);
-        if record.failures.len() < CLIENT_MAX_FAILURES {
-            return PairError::Wrong { remaining: CLIENT_MAX_FAILURES - record.failures.len() };
+        if record.failures.len() < limit {
+            return Ok(limit - record.failures.len());
         }
         let pause = CLIENT_PAUSE.saturating_mul(1 << record.pauses.min(10)).min(CLIENT_PAUSE_MAX);
         record.pauses += 1;
         record.failures.clear();
         record.paused_until = Some(now + pause);
-        let failures = u32::try_from(CLIENT_MAX_FAILURES).unwrap_or(u32::MAX);
-        self.alerts.push_back(Alert::ClientPaused { client, failures, pause });
-        PairError::Paused { retry_after: pause }
+        let failures = u32::try_from(limit).unwrap_or(u32::MAX);
+        self.alerts.push_back(Alert::ClientPaused { client: key, failures, pause });
+        Err(pause)
     }
 
     fn new_code(&mut self, now: Instant) {
@@ -928,13 +966,25 @@ mod tests {
     }
 
     #[test]
-    fn an_ipv6_guesser_is_one_client_per_64() {
+    fn an_ipv6_guesser_waits_per_address_and_its_64_under_a_higher_limit() {
         let a: IpAddr = "2001:db8:1:2::10".parse().expect("ip");
-        let b: IpAddr = "2001:db8:1:2:ffff::99".parse().expect("ip");
         let mapped: IpAddr = "::ffff:192.168.1.66".parse().expect("ip");
-        assert_eq!(ClientKey::of(a), ClientKey::of(b));
         assert_eq!(ClientKey::of(mapped), ClientKey::of(ip(66)));
-        assert_eq!(ClientKey::of(a).to_string(), "2001:db8:1:2::/64");
+        let keys = ClientKey::keys_of(a);
+        assert_eq!(keys.iter().map(ToString::to_string).collect::<Vec<_>>(), ["2001:db8:1:2::10", "2001:db8:1:2::/64"]);
+        // Fresh addresses of one /64 get PREFIX_MAX_FAILURES tries together...
+        let (mut p, t0) = pairing();
+        let admin: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        for i in 0..PREFIX_MAX_FAILURES {
+            let guesser: IpAddr = format!("2001:db8:1:2::{:x}", 0x100 + i).parse().expect("ip");
+            let code = p.code(t0).clone();
+            let r = p.pair(t0, guesser, &wrong(&code), None);
+            assert_eq!(matches!(r, Err(PairError::Paused { .. })), i + 1 == PREFIX_MAX_FAILURES, "try {i}: {r:?}");
+        }
+        // ...then the whole /64 waits, while IPv4 and other networks still pair.
+        let code = p.code(t0).clone();
+        assert!(matches!(p.pair(t0, admin, code.expose(), None), Err(PairError::Paused { .. })));
+        assert!(p.pair(t0, ADMIN, code.expose(), None).is_ok());
     }
 
     #[test]

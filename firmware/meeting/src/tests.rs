@@ -145,7 +145,7 @@ fn a_key_pasted_in_the_wrong_place_is_never_echoed() {
     let key = KEY_0_31;
     for text in [
         format!("janus+wss://host/?room=1%23e2ee={key}"),
-        format!("janus+wss://host/?room=1%23passphrase=horse"),
+        "janus+wss://host/?room=1%23passphrase=horse".to_owned(),
         format!("janus+wss://host/?room=1&e2ee={key}"),
         key.to_owned(),
         format!("{key}://host/?room=1"),
