@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 
 use super::listener::{LimitedListener, LimitedStream};
 use crate::ApplianceError;
-use crate::config::{ensure_state_dir, write_atomic, write_secret};
+use crate::config::{ensure_state_dir, read_secret, write_atomic, write_secret};
 
 /// File name of the certificate in the state directory.
 pub const CERT_FILE: &str = "device-cert.der";
@@ -70,8 +70,14 @@ impl DeviceCertificate {
     pub fn load_or_create_at(state_dir: &Path, names: &[String], now: SystemTime) -> Result<Self, ApplianceError> {
         let cert_path = state_dir.join(CERT_FILE);
         let key_path = state_dir.join(KEY_FILE);
-        if let (Ok(cert), Ok(key)) = (std::fs::read(&cert_path), std::fs::read(&key_path)) {
-            let stored = Self { cert: CertificateDer::from(cert), key: Zeroizing::new(key) };
+        // The key is trusted only as written (a private regular file); one
+        // planted or loosened is replaced like a missing one.
+        let key = read_secret(&key_path).unwrap_or_else(|e| {
+            tracing::warn!("{e}; making a new device certificate");
+            None
+        });
+        if let (Ok(cert), Some(key)) = (std::fs::read(&cert_path), key) {
+            let stored = Self { cert: CertificateDer::from(cert), key };
             match stored.replacement_reason(now) {
                 None => return Ok(stored),
                 Some(why) => tracing::info!("replacing the device certificate ({why})"),
@@ -266,12 +272,30 @@ mod tests {
     }
 
     #[test]
+    fn a_key_file_others_can_read_is_not_served() {
+        // Security review finding 9: state files were trusted as found.
+        let dir = TempDir::new("loose");
+        let made = DeviceCertificate::load_or_create_at(&dir.0, &names(), at(NOW_DAYS)).expect("made");
+        let loose = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+        std::fs::set_permissions(dir.0.join(KEY_FILE), loose).expect("chmod");
+        let again = DeviceCertificate::load_or_create_at(&dir.0, &names(), at(NOW_DAYS)).expect("replaced");
+        assert_ne!(again.fingerprint(), made.fingerprint(), "a key others could read is replaced");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.0.join(KEY_FILE)).expect("key").permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
     fn an_old_style_certificate_valid_until_4096_is_replaced() {
         // Security review finding 16: the certificates made before were valid 1975-4096.
         let dir = TempDir::new("old");
         let old = rcgen::generate_simple_self_signed(names()).expect("old-style certificate");
         std::fs::write(dir.0.join(CERT_FILE), old.cert.der()).expect("write");
         std::fs::write(dir.0.join(KEY_FILE), old.signing_key.serialize_der()).expect("write");
+        // Private as the daemon writes it, so the lifetime is what replaces it.
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(dir.0.join(KEY_FILE), private).expect("chmod");
         let old_fingerprint = fingerprint_of(old.cert.der());
         let (from, until) = validity(old.cert.der()).expect("validity");
         assert_eq!((from.year(), until.year()), (1975, 4096));
