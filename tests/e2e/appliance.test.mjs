@@ -416,6 +416,7 @@ test('phone joins by the scan link into Janus, then leaves', { timeout: 180000 }
   await waitText(page, 'state', 'in meeting', 40000);
   await page.screenshot({ path: join(SHOTS, 'join-phone.png'), fullPage: true });
   await assertAccessible(page, 'the phone page in a meeting', t);
+  await assertReadableAt(page, 390, 'the phone page in a meeting at 390 px');
   await assertBrowserSeesRoom(t);
   // The guest session cannot read settings.
   assert.equal(await page.evaluate(async () => (await fetch('/api/settings')).status), 403);
@@ -488,6 +489,7 @@ test('with "refuse links without a key" off, a keyless link joins unencrypted, a
   await page.click('#join-form button');
   await waitText(page, 'state', 'in meeting', 40000);
   await waitText(page, 'encrypted', 'NOT encrypted');
+  await assertAccessible(page, 'the admin page in an unencrypted meeting', t);
   assert.equal(await page.textContent('#verification'), '—');
   // A browser without any transform decodes the room: nothing is encrypted.
   const plain = await openParticipant(browser, { pageUrl: pages.url, wsUrl: janus.wsUrl, room: ROOM, transform: false, publish: false, subscribe: true, display: 'plain' });
@@ -516,6 +518,8 @@ test('an unreachable meeting server: error with retries, then leave', { timeout:
   const st = await apiStatus(page);
   assert.ok(st.error && st.attempts >= 1 && st.retry_in_ms !== null, JSON.stringify(st));
   t.diagnostic(`shown: ${st.error} (attempt ${st.attempts}, retry in ${st.retry_in_ms} ms)`);
+  await page.waitForFunction(() => document.getElementById('room-error').textContent !== '');
+  await assertAccessible(page, 'the admin page showing an error', t);
   await page.click('#leave');
   await waitText(page, 'state', 'idle', 20000);
   await ctx.close();
@@ -543,8 +547,8 @@ test('keyboard only and a 360 px phone: pair with Tab, type, Enter; reach Join a
   const toEnd = await tabTo(page, '#sessions button');
   await assertFocusVisible(page, 'a session\'s End button');
   // The list is redrawn every 3 s; the focus stays on the same session's button.
-  const focused = await page.evaluate(() => document.activeElement.getAttribute('aria-label'));
-  await sleep(3500);
+  const focused = await page.evaluate(() => { document.getElementById('sessions').firstElementChild.dataset.old = '1'; return document.activeElement.getAttribute('aria-label'); });
+  await page.waitForFunction(() => !document.querySelector('#sessions [data-old]'), null, { timeout: 10000 });
   assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), focused, 'focus kept across the list\'s refresh');
   t.diagnostic(`Tabs: ${toJoin.length} to Join, ${toEnd.length} more to the first End (${toJoin.concat(toEnd).join(' → ')})`);
   await assertReadableAt(page, 360, 'the admin page at 360 px');
