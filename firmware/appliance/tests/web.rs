@@ -568,6 +568,6 @@ async fn a_slow_password_check_holds_up_nobody_else() {
     let started = Instant::now();
     let status = admin.call(Method::GET, "/api/status", None).await;
     assert_eq!(status.status, StatusCode::OK);
-    assert!(!guess.is_finished(), "the status answered while the password check ran ({:?})", started.elapsed());
+    assert!(!guess.is_finished(), "the status waited for the password check to end ({:?})", started.elapsed());
     assert_eq!(guess.await.expect("guess"), StatusCode::UNAUTHORIZED);
 }
