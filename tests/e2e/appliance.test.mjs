@@ -522,6 +522,9 @@ test('an unreachable meeting server: error with retries, then leave', { timeout:
   await assertAccessible(page, 'the admin page showing an error', t);
   await page.click('#leave');
   await waitText(page, 'state', 'idle', 20000);
+  // Idle by choice: the old failure is gone from the status and the page.
+  assert.equal((await apiStatus(page)).error, null);
+  await page.waitForFunction(() => document.getElementById('room-error').textContent === '');
   await ctx.close();
 }));
 

@@ -376,8 +376,12 @@ impl Supervisor {
         self.outputs.push_back(Output::Timeout(retry_at));
     }
 
+    /// Idle after a leave (asked for, or given up on a failing meeting):
+    /// nothing is failing any more, so the last failure goes too.
     fn become_idle(&mut self) {
         self.state = State::Idle;
+        self.error = None;
+        self.attempts = 0;
         self.link = None;
         self.verification = None;
         self.participants.clear();
@@ -474,6 +478,8 @@ mod tests {
         s.handle_input(now, Input::JoinFailed("again".into()));
         s.handle_input(now, Input::Leave);
         assert_eq!(s.status().state, RoomState::Idle);
+        // Idle by the admin's choice: the failure no longer shows.
+        assert_eq!((s.status().error, s.status().attempts), (None, 0));
         drain(&mut s);
         s.handle_timeout(now + MAX_BACKOFF);
         assert!(drain(&mut s).is_empty(), "no retry after leaving");
