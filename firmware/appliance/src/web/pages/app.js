@@ -34,6 +34,9 @@ function showStatus(s) {
   if ($("verification")) $("verification").textContent = s.encryption.verification || "—";
   $("mute").textContent = s.muted ? "Unmute" : "Mute";
   $("mute").dataset.muted = s.muted ? "1" : "";
+  // Leave and Mute apply to a meeting (or one being joined or retried), not to an idle room.
+  $("leave").disabled = s.state === "idle";
+  $("mute").disabled = s.state === "idle";
   if ($("participants")) $("participants").textContent = s.participants.map((p) => p.display || p.id).join(", ") || "—";
   if ($("media")) {
     const m = s.media;
