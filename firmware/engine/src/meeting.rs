@@ -20,6 +20,7 @@ use cloakroom_connectors::janus::{JanusSession, JanusSettings, Room};
 use cloakroom_connectors::signalling::{ConnectorState, Direction, Event, Failure, Input, ParticipantId, PeerId};
 use cloakroom_connectors::{ConnectorError, transport};
 use cloakroom_frame::{FrameDecryptor, FrameEncryptor, FrameMeta, KeyMaterial, MediaKind};
+use cloakroom_media::labels::EncryptionWatch;
 use cloakroom_media::ladder::VideoMode;
 use cloakroom_media::receive::{ReceivePipeline, ReceiveSettings};
 use cloakroom_media::send::{
@@ -385,6 +386,8 @@ impl Meeting<'_> {
             Event::ParticipantJoined { participant, display: name } => {
                 tracing::info!(%participant, %name, "participant joined");
                 self.names.insert(participant.clone(), name.clone());
+                // A new name for a participant already on screen (unknown ones get theirs when added).
+                let _ = self.receive.lock().unwrap_or_else(PoisonError::into_inner).set_name(&participant.0, &name);
                 let _ = self.events.send(MeetingEvent::ParticipantJoined { participant, display: name });
             }
             Event::ParticipantLeft { participant } => {
@@ -432,7 +435,7 @@ impl Meeting<'_> {
         self.receive
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .add_participant(&participant.0, Some(self.settings.codec), true)
+            .add_participant(&participant.0, &name, Some(self.settings.codec), true)
             .with_context(|| format!("receive pipeline for {participant}"))?;
         let (frames_tx, frames_rx) = mpsc::channel::<RemoteFrame>(128);
         let (keys_tx, keys_rx) = mpsc::unbounded_channel();
@@ -548,6 +551,8 @@ async fn open_frames(
     receive: Arc<Mutex<ReceivePipeline>>,
     counters: Arc<ParticipantCounters>,
 ) {
+    // What the participant's tile says about encryption, from whether their frames open.
+    let mut watch = EncryptionWatch::default();
     loop {
         let frame = tokio::select! {
             Some((index, material)) = keys.recv() => {
@@ -573,6 +578,9 @@ async fn open_frames(
             Some(d) => d.open(kind, &frame.data),
             None => Ok(frame.data.to_vec()),
         };
+        if let Some(state) = watch.record(opened.is_ok(), decryptor.is_some()) {
+            let _ = receive.lock().unwrap_or_else(PoisonError::into_inner).set_encryption(&participant.0, state);
+        }
         match opened {
             Ok(plain) => {
                 if decryptor.is_some() {

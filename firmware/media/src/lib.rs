@@ -10,8 +10,8 @@
 //!
 //! The parts that need no GStreamer are plain functions and structs, tested
 //! on their own: encoder choice ([`encoder`]), the participant grid
-//! ([`layout`]), the quality ladder ([`ladder`]) and H.264 Annex B parsing
-//! ([`annexb`]).
+//! ([`layout`]), the words and places of the tiles' labels ([`labels`]),
+//! the quality ladder ([`ladder`]) and H.264 Annex B parsing ([`annexb`]).
 #![forbid(unsafe_code)]
 
 pub mod annexb;
@@ -19,6 +19,7 @@ pub mod devices;
 pub mod encoder;
 mod error;
 mod frame;
+pub mod labels;
 pub mod ladder;
 pub mod layout;
 mod pipeline;

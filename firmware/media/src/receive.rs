@@ -4,16 +4,18 @@
 //! ```text
 //! per participant: appsrc → [h264parse] → decoder → videoconvert → queue ┐
 //! self-view (intervideosrc) ─────────────────────────────────────────────┤
-//!   compositor (grid, live on its own clock) → caps (+ the encryption badge, painted) → display sink
+//!   compositor (grid, live on its own clock) → caps (+ the badge and the tiles' labels, painted) → display sink
 //! per participant: appsrc → opusdec → convert/resample → queue ┐
 //! silence (live) ──────────────────────────────────────────────┤
 //!   audiomixer → convert/resample → webrtcechoprobe → speaker
 //! ```
 //!
 //! Participants come and go while it runs; the grid ([`GridLayout`]) is
-//! recomputed and applied to the compositor pads each time. The echo probe
-//! feeds the send side's echo canceller, so start this pipeline before the
-//! [`crate::send::AudioSender`].
+//! recomputed and applied to the compositor pads each time. Each tile is
+//! labelled with its participant's name and encryption state
+//! ([`crate::labels`]); a label is rendered again only when its words or its
+//! tile's size change. The echo probe feeds the send side's echo canceller,
+//! so start this pipeline before the [`crate::send::AudioSender`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,12 +24,14 @@ use std::time::Duration;
 use gst::prelude::*;
 
 use crate::encoder::{DecoderKind, choose_decoder, installed};
+use crate::labels::{self, LabelStyle, TileEncryption};
 use crate::layout::{Canvas, GridLayout, Rect};
 use crate::pipeline::{DeviceRole, Pipeline, caps_filter, clock_time, make, set_number, set_text};
 use crate::screen::{
     DisplayOutput, Snapshot, canvas_caps, display_branch, encryption_badge, link_to_compositor, place, pull_snapshot,
 };
 use crate::send::{ECHO_PROBE_NAME, SELF_VIEW_CHANNEL};
+use crate::text::{Anchor, Font, Overlay, Placement, TextImage};
 use crate::{Codec, EncodedFrame, MediaError};
 
 /// Where the meeting's sound goes.
@@ -64,14 +68,31 @@ pub struct ReceivePipeline {
     canvas: Canvas,
     layout: GridLayout,
     participants: Vec<Participant>,
+    /// The tiles' labels, painted after the badge.
+    labels: Overlay,
+    /// Whether the meeting has a key: a new tile says "NOT encrypted" when
+    /// it has none, nothing about encryption until its frames tell.
+    encrypted: bool,
     /// Makes element names unique even when an id comes back.
     next_tag: u64,
 }
 
 struct Participant {
     id: String,
+    name: String,
+    encryption: Option<TileEncryption>,
     video: Option<Branch>,
     audio: Option<Branch>,
+    /// The label as last rendered, while the participant has a tile.
+    label: Option<Label>,
+}
+
+struct Label {
+    /// What the mask was rendered from; when any of it changes, the mask
+    /// is rendered again.
+    drawn_from: (String, Option<TileEncryption>, LabelStyle),
+    image: TextImage,
+    band: Rect,
 }
 
 struct Branch {
@@ -94,7 +115,7 @@ impl ReceivePipeline {
             });
         }
         let mut pipeline = Pipeline::new("receive")?;
-        let compositor = video_output_branch(&mut pipeline, settings)?;
+        let (compositor, labels) = video_output_branch(&mut pipeline, settings)?;
         let mixer = audio_output_branch(&mut pipeline, &settings.speaker)?;
         let layout = GridLayout::new(settings.canvas, 0);
         let self_view = if settings.self_view {
@@ -114,13 +135,22 @@ impl ReceivePipeline {
             canvas: settings.canvas,
             layout,
             participants: Vec::new(),
+            labels,
+            encrypted: settings.encrypted,
             next_tag: 0,
         })
     }
 
     /// Adds a participant receiving `video` (if any) and Opus audio (if
-    /// `audio`), and re-lays out the grid.
-    pub fn add_participant(&mut self, id: &str, video: Option<Codec>, audio: bool) -> Result<(), MediaError> {
+    /// `audio`), and re-lays out the grid. `name` is shown on their tile
+    /// ("Guest" when empty).
+    pub fn add_participant(
+        &mut self,
+        id: &str,
+        name: &str,
+        video: Option<Codec>,
+        audio: bool,
+    ) -> Result<(), MediaError> {
         if self.participants.iter().any(|p| p.id == id) {
             return Err(MediaError::DuplicateParticipant { id: id.to_owned() });
         }
@@ -146,7 +176,15 @@ impl ReceivePipeline {
         } else {
             None
         };
-        self.participants.push(Participant { id: id.to_owned(), video, audio });
+        let encryption = (!self.encrypted).then_some(TileEncryption::NotEncrypted);
+        self.participants.push(Participant {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            encryption,
+            video,
+            audio,
+            label: None,
+        });
         self.relayout()
     }
 
@@ -165,6 +203,33 @@ impl ReceivePipeline {
             self.remove_branch(&self.mixer, a);
         }
         self.relayout()
+    }
+
+    /// Changes the name on participant `id`'s tile.
+    pub fn set_name(&mut self, id: &str, name: &str) -> Result<(), MediaError> {
+        let p = self.participant_mut(id)?;
+        if p.name != name {
+            p.name = name.to_owned();
+            self.draw_labels()?;
+        }
+        Ok(())
+    }
+
+    /// Changes what participant `id`'s tile says about encryption (see
+    /// [`labels::EncryptionWatch`] for when to).
+    pub fn set_encryption(&mut self, id: &str, state: TileEncryption) -> Result<(), MediaError> {
+        let p = self.participant_mut(id)?;
+        if p.encryption != Some(state) {
+            p.encryption = Some(state);
+            self.draw_labels()?;
+        }
+        Ok(())
+    }
+
+    /// Where participant `id`'s label band is; `None` for participants
+    /// without a tile.
+    pub fn label_band(&self, id: &str) -> Option<Rect> {
+        Some(self.participant(id).ok()?.label.as_ref()?.band)
     }
 
     /// Hands one encoded frame of participant `id` to its decoder. The frame
@@ -262,6 +327,49 @@ impl ReceivePipeline {
             .ok_or_else(|| MediaError::UnknownParticipant { id: id.to_owned() })
     }
 
+    fn participant_mut(&mut self, id: &str) -> Result<&mut Participant, MediaError> {
+        self.participants
+            .iter_mut()
+            .find(|p| p.id == id)
+            .ok_or_else(|| MediaError::UnknownParticipant { id: id.to_owned() })
+    }
+
+    /// Renders the labels whose words or size changed (the font is read
+    /// only then) and hands all of them, placed on their tiles, to the
+    /// overlay.
+    fn draw_labels(&mut self) -> Result<(), MediaError> {
+        let mut font = None;
+        let mut texts = Vec::new();
+        let mut tiles = self.layout.tiles.iter();
+        for p in &mut self.participants {
+            let tile = if p.video.is_some() { tiles.next() } else { None };
+            let Some(&tile) = tile else {
+                p.label = None;
+                continue;
+            };
+            let style = LabelStyle::for_tile(tile, self.canvas);
+            let drawn_from = (p.name.clone(), p.encryption, style);
+            let label = match p.label.take() {
+                Some(label) if label.drawn_from == drawn_from => label,
+                _ => {
+                    let font = match &mut font {
+                        Some(f) => f,
+                        None => font.insert(Font::system()?),
+                    };
+                    let image = labels::render(font, &p.name, p.encryption, style.px, style.max_text_width);
+                    Label { drawn_from, image, band: tile }
+                }
+            };
+            let place = style.place(tile, label.image.width, label.image.height);
+            let at =
+                Anchor::At { x: u32::try_from(place.text_x).unwrap_or(0), y: u32::try_from(place.text_y).unwrap_or(0) };
+            texts.push((label.image.clone(), Placement { anchor: at, margin: 0, shaded: true }));
+            p.label = Some(Label { band: place.band, ..label });
+        }
+        self.labels.replace_texts(texts);
+        Ok(())
+    }
+
     fn relayout(&mut self) -> Result<(), MediaError> {
         let with_video: Vec<&Branch> = self.participants.iter().filter_map(|p| p.video.as_ref()).collect();
         let layout = GridLayout::new(self.canvas, with_video.len());
@@ -279,7 +387,7 @@ impl ReceivePipeline {
             place(pad, layout.self_view)?;
         }
         self.layout = layout;
-        Ok(())
+        self.draw_labels()
     }
 
     fn add_video_branch(&self, tag: &str, codec: Codec) -> Result<Branch, MediaError> {
@@ -352,8 +460,12 @@ impl ReceivePipeline {
     }
 }
 
-/// The compositor and everything after it; returns the compositor.
-fn video_output_branch(pipeline: &mut Pipeline, settings: &ReceiveSettings) -> Result<gst::Element, MediaError> {
+/// The compositor and everything after it; returns the compositor and the
+/// overlay for the tiles' labels.
+fn video_output_branch(
+    pipeline: &mut Pipeline,
+    settings: &ReceiveSettings,
+) -> Result<(gst::Element, Overlay), MediaError> {
     // Pictures at the canvas rate even with nobody connected, from the
     // compositor's own clock: no live black source to mix under everything.
     // (force-live can only be given when the element is made, and the
@@ -371,10 +483,11 @@ fn video_output_branch(pipeline: &mut Pipeline, settings: &ReceiveSettings) -> R
     set_number(&compositor, "latency", 50_000_000)?;
     let grid_caps = caps_filter("grid-caps", &canvas_caps(settings.canvas, settings.framerate))?;
     encryption_badge(&grid_caps, settings.canvas, settings.encrypted)?;
+    let labels = Overlay::attach(&grid_caps)?;
     let mut output = vec![compositor.clone(), grid_caps];
     output.extend(display_branch(pipeline, &settings.display, "grid")?);
     pipeline.chain(&output)?;
-    Ok(compositor)
+    Ok((compositor, labels))
 }
 
 /// The mixer, the echo probe and the speaker; returns the mixer.

@@ -3,7 +3,8 @@
 //! When idle, [`IdleScreen`] shows the room name, a clock and a QR code of
 //! the link the daemon gives (the device's local page). In a meeting the
 //! receive pipeline shows the participant grid with an "end-to-end
-//! encrypted" badge ([`crate::receive`]). Both are drawn by GStreamer
+//! encrypted" badge and each tile's name and encryption label
+//! ([`crate::receive`]). Both are drawn by GStreamer
 //! (videotestsrc canvas, compositor for the grid) with the text painted in by
 //! [`crate::text`], so they work on `kmssink` without a desktop. The idle
 //! screen's QR code is

@@ -93,6 +93,22 @@ impl Font {
         image
     }
 
+    /// How wide [`Font::render`] would make `text`, without drawing it.
+    pub fn width(&self, text: &str, px: u32) -> f32 {
+        let font = self.face.as_scaled(PxScale::from(px.max(1) as f32));
+        let mut caret = 0.0f32;
+        let mut previous = None;
+        for c in text.chars().filter(|c| !c.is_control()) {
+            let id = font.glyph_id(c);
+            if let Some(previous) = previous {
+                caret += font.kern(previous, id);
+            }
+            caret += font.h_advance(id);
+            previous = Some(id);
+        }
+        caret.ceil().max(0.0)
+    }
+
     /// Each line of `text` rendered as by [`Font::render`], centred under
     /// one another with a fifth of the size between lines.
     pub fn render_lines(&self, text: &str, px: u32) -> TextImage {
@@ -124,6 +140,16 @@ pub struct TextImage {
 }
 
 impl TextImage {
+    /// The image's left `width` columns (all of it when narrower).
+    pub fn cropped(self, width: u32) -> TextImage {
+        if self.width <= width {
+            return self;
+        }
+        let (old, new) = (self.width as usize, width as usize);
+        let alpha = self.alpha.chunks_exact(old.max(1)).flat_map(|row| &row[..new]).copied().collect();
+        TextImage { width, height: self.height, alpha }
+    }
+
     /// Images side by side, top-aligned, as tall as the tallest.
     fn side_by_side(parts: &[&TextImage]) -> TextImage {
         let width: u32 = parts.iter().map(|p| p.width).sum();
@@ -171,6 +197,12 @@ pub enum Anchor {
     TopCenter,
     TopRight,
     BottomCenter,
+    /// The image's top-left corner at these pixel coordinates (the margin
+    /// is not used).
+    At {
+        x: u32,
+        y: u32,
+    },
 }
 
 /// A text's place: an edge or corner, its distance from the edges, and
@@ -191,9 +223,11 @@ impl Placement {
             Anchor::TopLeft => m,
             Anchor::TopCenter | Anchor::BottomCenter => width.saturating_sub(w) / 2,
             Anchor::TopRight => width.saturating_sub(w + m),
+            Anchor::At { x, .. } => x,
         };
         let y = match self.anchor {
             Anchor::BottomCenter => height.saturating_sub(h + m),
+            Anchor::At { y, .. } => y,
             _ => m,
         };
         (x, y)
@@ -297,6 +331,13 @@ impl Overlay {
         }
     }
 
+    /// Replaces every layer with these fixed texts (the tiles' labels, all
+    /// at once when the grid changes).
+    pub fn replace_texts(&self, texts: Vec<(TextImage, Placement)>) {
+        let layers = texts.into_iter().map(|(image, place)| Layer { image, place, content: Content::Fixed }).collect();
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).layers = layers;
+    }
+
     fn push(&self, layer: Layer) -> LayerId {
         let layers = &mut self.state.lock().unwrap_or_else(PoisonError::into_inner).layers;
         layers.push(layer);
@@ -361,7 +402,12 @@ pub(crate) struct Spot {
 
 /// Room around shaded text, in pixels.
 fn padding(image: &TextImage) -> usize {
-    (image.height as usize / 6).max(2)
+    shade_padding(image.height) as usize
+}
+
+/// Room around shaded text `height` pixels high.
+pub(crate) fn shade_padding(height: u32) -> u32 {
+    (height / 6).max(2)
 }
 
 /// For each sample of `picture` under the image (padded when shaded),
@@ -496,6 +542,19 @@ mod tests {
         assert_eq!(time.width, parts.iter().sum::<u32>());
         assert_eq!(&time.alpha[..one.width as usize], &one.alpha[..one.width as usize], "first row starts with the 1");
         assert_eq!(glyphs.render("1x2"), glyphs.render("12"), "other characters are left out");
+    }
+
+    #[test]
+    fn width_matches_the_rendered_width_and_cropping_keeps_the_left() {
+        let Some(font) = font() else { panic!("no font found: tried {FONT_PATHS:?}") };
+        let image = font.render("Ana · encrypted", 20);
+        assert_eq!(font.width("Ana · encrypted", 20), image.width as f32);
+        let left = image.clone().cropped(10);
+        assert_eq!((left.width, left.height), (10, image.height));
+        for row in 0..image.height as usize {
+            assert_eq!(&left.alpha[row * 10..][..10], &image.alpha[row * image.width as usize..][..10]);
+        }
+        assert_eq!(image.clone().cropped(10_000), image);
     }
 
     #[test]

@@ -9,11 +9,14 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use gst::prelude::*;
+
 use cloakroom_media::annexb::AccessUnit;
 use cloakroom_media::devices::DeviceReport;
 use cloakroom_media::encoder::{EncoderKind, available_encoders, installed};
+use cloakroom_media::labels::TileEncryption;
 use cloakroom_media::ladder::VideoMode;
-use cloakroom_media::layout::{Canvas, GridLayout};
+use cloakroom_media::layout::{Canvas, GridLayout, Rect};
 use cloakroom_media::receive::{AudioOutput, ReceivePipeline, ReceiveSettings};
 use cloakroom_media::screen::{DisplayOutput, IdleScreen, IdleScreenSettings, Snapshot};
 use cloakroom_media::send::{
@@ -141,7 +144,7 @@ fn every_encoder_encodes_frames_that_decode_back() {
         }
 
         let mut receive = ReceivePipeline::start(&receive_settings(QVGA)).expect("receive starts");
-        receive.add_participant("peer", Some(encoder.codec()), false).expect("participant added");
+        receive.add_participant("peer", "Peer", Some(encoder.codec()), false).expect("participant added");
         for f in frames {
             receive.push("peer", f).expect("frame accepted");
         }
@@ -275,7 +278,7 @@ fn receive_pipeline_shows_decoded_video_with_the_badge() {
     // The badge: white text in the top-right corner.
     assert!(bright_share(&before, 160, 0, 320, 40, 180) > 0.01);
 
-    receive.add_participant("alice", Some(Codec::Vp8), false).expect("participant added");
+    receive.add_participant("alice", "Alice", Some(Codec::Vp8), false).expect("participant added");
     let (sender, rx) = start(settings(EncoderKind::Vp8, TestPattern::Snow));
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
@@ -337,7 +340,7 @@ fn grid_relayouts_when_a_participant_leaves() {
     let mut receive = ReceivePipeline::start(&receive_settings(canvas)).expect("receive starts");
     let base_inputs = receive.compositor_inputs();
     for id in ["a", "b", "c"] {
-        receive.add_participant(id, Some(Codec::Vp8), true).expect("participant added");
+        receive.add_participant(id, id, Some(Codec::Vp8), true).expect("participant added");
     }
     let three = GridLayout::new(canvas, 3);
     assert_eq!((three.columns, three.rows), (2, 2));
@@ -360,12 +363,134 @@ fn grid_relayouts_when_a_participant_leaves() {
     receive.check().expect("no pipeline error");
 }
 
+/// VP8 frames of a uniform mid-grey picture: a tile showing them is grey
+/// (luma 128) wherever nothing is drawn on it.
+fn grey_vp8_frames(width: i32, height: i32, n: u32) -> Vec<EncodedFrame> {
+    cloakroom_media::init().expect("GStreamer");
+    let description = format!(
+        "videotestsrc pattern=solid-color foreground-color=0xff808080 num-buffers={n} \
+         ! video/x-raw,format=I420,width={width},height={height},framerate=30/1 \
+         ! vp8enc deadline=1 ! appsink name=out sync=false"
+    );
+    let pipeline = gst::parse::launch(&description).expect("encoding pipeline");
+    let bin = pipeline.clone().downcast::<gst::Bin>().expect("a bin");
+    let sink = bin.by_name("out").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).expect("appsink");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let mut frames = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        let buffer = sample.buffer().expect("a buffer");
+        frames.push(EncodedFrame {
+            data: buffer.map_readable().expect("readable").to_vec(),
+            pts: None,
+            duration: Some(Duration::from_millis(33)),
+            keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+            codec: Codec::Vp8,
+        });
+    }
+    pipeline.set_state(gst::State::Null).expect("stopped");
+    assert_eq!(frames.len(), n as usize);
+    frames
+}
+
+/// Share of the pixels of `rect` (minus `except`) for which `pick` holds.
+fn share_in(s: &Snapshot, rect: Rect, except: Option<Rect>, pick: impl Fn(u8) -> bool) -> f64 {
+    let (mut hits, mut all) = (0u32, 0u32);
+    for y in rect.y..rect.y + rect.height {
+        for x in rect.x..rect.x + rect.width {
+            let excepted = except.is_some_and(|e| x >= e.x && x < e.x + e.width && y >= e.y && y < e.y + e.height);
+            if !excepted {
+                all += 1;
+                hits += u32::from(pick(s.luma(x as u32, y as u32)));
+            }
+        }
+    }
+    f64::from(hits) / f64::from(all.max(1))
+}
+
+/// A picture made after every change so far (the display keeps one older
+/// picture queued).
+fn fresh_snapshot(receive: &ReceivePipeline) -> Snapshot {
+    let mut shot = None;
+    for _ in 0..3 {
+        shot = receive.snapshot(Duration::from_secs(2));
+    }
+    shot.expect("a picture")
+}
+
+#[test]
+fn tiles_are_labelled_with_names_and_encryption_state() {
+    let _serial = serial();
+    let canvas = Canvas { width: 640, height: 360 };
+    let mut receive = ReceivePipeline::start(&receive_settings(canvas)).expect("receive starts");
+    // Two tiles of 320×360: grey pictures of that size fill them.
+    let frames = grey_vp8_frames(320, 360, 20);
+    receive.add_participant("ana", "Ana", Some(Codec::Vp8), false).expect("ana joins");
+    receive.add_participant("bo", "Bo", Some(Codec::Vp8), false).expect("bo joins");
+    for f in &frames {
+        receive.push("ana", f.clone()).expect("frame accepted");
+        receive.push("bo", f.clone()).expect("frame accepted");
+    }
+    wait_until("both decoded", || {
+        receive.decoded_video_frames("ana") == Some(20) && receive.decoded_video_frames("bo") == Some(20)
+    });
+    let shot = fresh_snapshot(&receive);
+    write_png(&tmp("receive-labels.png"), &shot);
+    let not_grey = |l: u8| l.abs_diff(128) > 30;
+    let (ana, bo) = (receive.label_band("ana").expect("ana's label"), receive.label_band("bo").expect("bo's label"));
+    assert!(ana.width > bo.width, "\"Ana\" is longer than \"Bo\": {ana:?} {bo:?}");
+    for id in ["ana", "bo"] {
+        let (tile, band) = (receive.tile(id).expect("a tile"), receive.label_band(id).expect("a label"));
+        assert_eq!((band.x, band.y + band.height), (tile.x, tile.y + tile.height), "{id}: bottom-left");
+        let changed = share_in(&shot, band, None, not_grey);
+        let ink = share_in(&shot, band, None, |l| l > 200);
+        assert!(changed > 0.9, "{id}: the band is dark or text: {changed}");
+        assert!(ink > 0.05, "{id}: white text in the band: {ink}");
+        // The rest of the tile is the participant's grey picture; the top
+        // 48 rows are left out for the grid's badge (top right).
+        let rest = Rect { x: tile.x, y: 48, width: tile.width, height: tile.height - 48 };
+        let elsewhere = share_in(&shot, rest, Some(band), not_grey);
+        assert!(elsewhere < 0.002, "{id}: nothing drawn outside the band: {elsewhere}");
+    }
+
+    // A new name, then an encryption state: each time that band grows over
+    // grey picture.
+    for (id, old) in [("bo", bo), ("ana", ana)] {
+        if id == "bo" {
+            receive.set_name("bo", "Bartholomew").expect("renamed");
+        } else {
+            receive.set_encryption("ana", TileEncryption::CannotDecrypt).expect("state");
+        }
+        let shot = fresh_snapshot(&receive);
+        write_png(&tmp(&format!("receive-labels-{id}-changed.png")), &shot);
+        let new = receive.label_band(id).expect("a label");
+        assert!(new.width > old.width + 20, "{id}: {old:?} → {new:?}");
+        let grown = Rect { x: old.x + old.width + 2, width: new.width - old.width - 4, ..new };
+        let changed = share_in(&shot, grown, None, not_grey);
+        assert!(changed > 0.9, "{id}: the longer label is drawn: {changed}");
+        assert!(share_in(&shot, grown, None, |l| l > 200) > 0.03, "{id}: with text");
+    }
+
+    // Bo leaves: Ana's picture fills the screen (pillarboxed: grey from
+    // x = 160 to 480) and where Bo's label was is grey picture again.
+    let bo = receive.label_band("bo").expect("bo's label");
+    receive.remove_participant("bo").expect("bo leaves");
+    assert_eq!(receive.label_band("bo"), None);
+    let ana = receive.label_band("ana").expect("ana's label");
+    assert_eq!((ana.x, ana.y + ana.height), (0, 360), "ana's label at the screen's bottom-left");
+    let shot = fresh_snapshot(&receive);
+    write_png(&tmp("receive-labels-one.png"), &shot);
+    let where_bo_was = share_in(&shot, bo, Some(ana), not_grey);
+    assert!(where_bo_was < 0.002, "no label where bo's was: {where_bo_was}");
+    assert!(share_in(&shot, ana, None, |l| l > 200) > 0.03, "ana still labelled");
+    receive.check().expect("no pipeline error");
+}
+
 #[test]
 fn bad_participant_input_is_refused_not_panicked() {
     let _serial = serial();
     let mut receive = ReceivePipeline::start(&receive_settings(QVGA)).expect("receive starts");
-    receive.add_participant("p", Some(Codec::H264), false).expect("added");
-    assert!(matches!(receive.add_participant("p", None, true), Err(MediaError::DuplicateParticipant { .. })));
+    receive.add_participant("p", "P", Some(Codec::H264), false).expect("added");
+    assert!(matches!(receive.add_participant("p", "P", None, true), Err(MediaError::DuplicateParticipant { .. })));
     let vp8 = EncodedFrame { data: vec![1, 2, 3], pts: None, duration: None, keyframe: true, codec: Codec::Vp8 };
     assert!(matches!(receive.push("p", vp8.clone()), Err(MediaError::CodecMismatch { .. })));
     assert!(matches!(receive.push("nobody", vp8), Err(MediaError::UnknownParticipant { .. })));
@@ -420,7 +545,7 @@ fn microphone_audio_is_echo_cancelled_encoded_and_decoded() {
     let _serial = serial();
     // The receive pipeline owns the echo probe, so it starts first.
     let mut receive = ReceivePipeline::start(&receive_settings(QVGA)).expect("receive starts");
-    receive.add_participant("room", None, true).expect("participant added");
+    receive.add_participant("room", "Room", None, true).expect("participant added");
     let (tx, rx) = mpsc::channel();
     let sender = AudioSender::start(AudioSendSettings::new(AudioSource::Test), move |f| {
         let _ = tx.send(f);
