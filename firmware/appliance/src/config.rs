@@ -54,9 +54,9 @@ pub struct ConfigFile {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LinksSection {
-    /// Hosts (names or addresses, as written in links) that `janus+ws://`
-    /// links (signalling without TLS) may reach besides loopback: a lab's
-    /// or a test's server. Empty by default: through the page and the
+    /// Hosts (names or addresses, as written in links, or networks such as
+    /// `10.231.0.0/16`) that `janus+ws://` links (signalling without TLS)
+    /// may reach besides loopback: a lab's or a test's server. Empty by default: through the page and the
     /// phone, plain WebSocket reaches this device's own loopback only.
     pub plain_ws_hosts: Vec<String>,
 }
@@ -287,7 +287,9 @@ impl Settings {
         for host in &file.links.plain_ws_hosts {
             let ok = !host.is_empty()
                 && host.len() <= 253
-                && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'/'));
             if !ok {
                 return Err(ApplianceError::invalid(
                     "links.plain_ws_hosts",

@@ -153,12 +153,35 @@ pub fn validate_join(req: &JoinRequest, require_key: bool, plain_ws_hosts: &[Str
     }
 }
 
-/// Whether plain WebSocket signalling may go to `host` (as written in a link).
+/// Whether plain WebSocket signalling may go to `host` (as written in a
+/// link): loopback, a listed host name or address, or an address inside a
+/// listed network (`10.231.0.0/16`).
 pub fn plain_ws_allowed(host: &str, plain_ws_hosts: &[String]) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback =
-        bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    loopback || plain_ws_hosts.iter().any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(bare))
+    let ip = bare.parse::<std::net::IpAddr>().ok();
+    let loopback = bare.eq_ignore_ascii_case("localhost") || ip.is_some_and(|ip| ip.is_loopback());
+    loopback
+        || plain_ws_hosts.iter().any(|h| {
+            h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(bare) || ip.is_some_and(|ip| in_network(ip, h))
+        })
+}
+
+/// Whether `ip` is inside `network` written as `<address>/<prefix length>`.
+fn in_network(ip: std::net::IpAddr, network: &str) -> bool {
+    use std::net::IpAddr;
+    let Some((addr, len)) = network.split_once('/') else { return false };
+    let (Ok(net), Ok(len)) = (addr.parse::<IpAddr>(), len.parse::<u32>()) else { return false };
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) if len <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) if len <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
 }
 
 /// Validates new settings against the config file they will be applied to.
@@ -249,6 +272,10 @@ mod tests {
             assert!(e.message.contains("plain_ws_hosts"), "{refused}: {}", e.message);
         }
         assert!(join("10.0.0.1:8188", &["10.0.0.1".to_owned()]).is_ok());
+        let lab = ["10.231.0.0/16".to_owned()];
+        assert!(join("10.231.7.2:8188", &lab).is_ok(), "inside a listed network");
+        assert!(join("10.232.0.1:8188", &lab).is_err(), "outside it");
+        assert!(join("10.231.7.2:8188", &["10.231.0.0/40".to_owned()]).is_err(), "a bad prefix lists nothing");
         let wss = JoinRequest { link: format!("janus+wss://192.168.1.1/?room=1{key}") };
         assert!(validate_join(&wss, true, &[]).is_ok(), "TLS signalling goes anywhere");
     }
