@@ -93,7 +93,7 @@ test('vp8: a browser with the key decodes the room (≥ 50 frames in 5 s, motion
   await room.waitFor((s) => s.state === 'in_room' && s.sent.video_frames > 0, 30000, 'the room publishing');
   const B = await join_({ display: 'B-key', keyHex, publish: false, subscribe: true, codec: 'vp8' });
   const r = await assertBrowserDecodesRoom(B, 'vp8');
-  t.diagnostic(`decoded ${r.decoded} frames in ${r.seconds.toFixed(1)} s; motion ${r.motion.map((x) => x.toFixed(1)).join(',')}; audio frames ${r.audioFrames}, energy ${r.energy.toFixed(3)}`);
+  t.diagnostic(`decoded ${r.decoded} frames in ${r.seconds.toFixed(1)} s (windows ${JSON.stringify(r.windows)}); motion ${r.motion.map((x) => x.toFixed(1)).join(',')}; audio frames ${r.audioFrames}, energy ${r.energy.toFixed(3)}`);
   t.diagnostic(`room sent: ${JSON.stringify(room.status.sent)}`);
   assert.ok(room.status.sent.rtt_ms > 0, `publisher RTT measured: ${JSON.stringify(room.status.sent)}`);
   await leave(B);
@@ -162,7 +162,7 @@ test('h264 (h264 format): browser decodes the room, the room decodes the browser
   await d.waitFor((s) => s.state === 'in_room' && s.sent.video_frames > 0, 30000, 'the room publishing H.264');
   const B = await join_({ display: 'B-h264', keyHex, publish: false, subscribe: true, codec: 'h264' });
   const r = await assertBrowserDecodesRoom(B, 'h264');
-  t.diagnostic(`browser decoded ${r.decoded} H.264 frames of the room in ${r.seconds.toFixed(1)} s; motion ${r.motion.map((x) => x.toFixed(1)).join(',')}`);
+  t.diagnostic(`browser decoded ${r.decoded} H.264 frames of the room in ${r.seconds.toFixed(1)} s (windows ${JSON.stringify(r.windows)}); motion ${r.motion.map((x) => x.toFixed(1)).join(',')}`);
   await leave(B);
   const P = await join_({ display: 'P-h264', keyHex, publish: true, subscribe: false, codec: 'h264' });
   const p = await assertRoomDecodesBrowser(d, 'P-h264');
