@@ -5,7 +5,8 @@
 //! encoded frames of remote participants in, decodes them, lays them out on
 //! the room screen and plays their audio ([`receive`]); it draws the idle
 //! room screen ([`screen`]) with its own text drawing ([`text`]); and it lists cameras, microphones, speakers,
-//! encoders and decoders ([`devices`]). It knows nothing about encryption,
+//! encoders and decoders ([`devices`]); the admin page's camera preview,
+//! microphone meter and speaker test tone are in [`check`]. It knows nothing about encryption,
 //! WebRTC or signalling: those meet in the daemon.
 //!
 //! The parts that need no GStreamer are plain functions and structs, tested
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod annexb;
+pub mod check;
 pub mod devices;
 pub mod encoder;
 mod error;

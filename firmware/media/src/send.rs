@@ -342,6 +342,8 @@ fn build_video(
         elements.push(appsink);
         pipeline.chain(&elements)?;
     }
+    // The admin page's preview reads the camera here, only while asked (check.rs).
+    crate::check::offer_video(&pipeline.bin);
     Ok(pipeline)
 }
 
@@ -513,6 +515,8 @@ fn build_audio(settings: &AudioSendSettings, sink: &FrameSink) -> Result<Pipelin
     elements.extend(opus_branch(settings.bitrate_kbps)?);
     elements.push(frame_sink("frames", Codec::Opus, sink)?);
     pipeline.chain(&elements)?;
+    // The admin page's meter reads the microphone here, only while asked (check.rs).
+    crate::check::offer_audio(&pipeline.bin);
     Ok(pipeline)
 }
 
