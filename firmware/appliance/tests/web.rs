@@ -571,3 +571,100 @@ async fn a_slow_password_check_holds_up_nobody_else() {
     assert!(!guess.is_finished(), "the status waited for the password check to end ({:?})", started.elapsed());
     assert_eq!(guess.await.expect("guess"), StatusCode::UNAUTHORIZED);
 }
+
+/// The daemon's device checks as the web layer sees them: fixed answers,
+/// counted calls (the real pipelines are tested in cloakroom-media's
+/// `check` module and through the page in tests/e2e/device-checks.test.mjs).
+#[derive(Debug, Default)]
+struct CountedChecks {
+    tones: std::sync::atomic::AtomicU32,
+    restarts: std::sync::atomic::AtomicU32,
+}
+
+impl cloakroom_appliance::web::DeviceChecks for CountedChecks {
+    fn preview_jpeg(&self) -> Result<Vec<u8>, cloakroom_appliance::web::CheckRefusal> {
+        Ok(vec![0xFF, 0xD8, 0xFF, 0xD9])
+    }
+    fn mic_level(&self) -> Result<cloakroom_appliance::web::MicReading, cloakroom_appliance::web::CheckRefusal> {
+        Ok(cloakroom_appliance::web::MicReading { peak_db: -12.0, rms_db: -20.0 })
+    }
+    fn test_tone(&self) -> Result<(), cloakroom_appliance::web::CheckRefusal> {
+        match self.tones.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Ok(()),
+            _ => Err(cloakroom_appliance::web::CheckRefusal::Busy("the test tone is playing".into())),
+        }
+    }
+    fn restart(&self) {
+        self.restarts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn device_checks_are_for_the_admin_alone() {
+    use std::sync::atomic::Ordering;
+    let dir = temp_dir("checks");
+    let device = start(&write_config(&dir), 14).await;
+    let mut admin = Client::new(&device);
+    admin.pair(&device.code).await;
+    let routes: [(Method, &str, Option<&str>); 6] = [
+        (Method::GET, "/api/preview.jpg", None),
+        (Method::GET, "/api/mic-level", None),
+        (Method::POST, "/api/test-tone", Some("{}")),
+        (Method::GET, "/api/info", None),
+        (Method::GET, "/api/logs.txt", None),
+        (Method::POST, "/api/restart", Some("{}")),
+    ];
+    // Before the daemon gives any checks: the routes say so.
+    let r = admin.call(Method::GET, "/api/preview.jpg", None).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "no_device_checks"));
+    let checks = Arc::new(CountedChecks::default());
+    device.room.set_device_checks(checks.clone());
+    // Without a session: 401; a guest's session: 403.
+    let stranger = Client::new(&device);
+    let phone = scan_in(&device, &admin, "127.0.0.23").await;
+    for (method, path, body) in &routes {
+        let r = stranger.send(method.clone(), path, *body, Some("guess")).await;
+        assert_eq!((r.status, r.error_code().as_str()), (StatusCode::UNAUTHORIZED, "no_session"), "{method} {path}");
+        let r = phone.call(method.clone(), path, *body).await;
+        assert_eq!((r.status, r.error_code().as_str()), (StatusCode::FORBIDDEN, "admin_only"), "{method} {path}");
+    }
+    assert_eq!(checks.tones.load(Ordering::SeqCst) + checks.restarts.load(Ordering::SeqCst), 0, "nothing ran");
+    // The admin's POSTs need the CSRF token, JSON, and this device's Origin.
+    let r = admin.send(Method::POST, "/api/test-tone", Some("{}"), None).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::FORBIDDEN, "csrf"));
+    let r = admin.send(Method::POST, "/api/restart", None, admin.csrf.as_deref()).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let mut elsewhere = Client::new(&device);
+    (elsewhere.cookie, elsewhere.csrf) = (admin.cookie.clone(), admin.csrf.clone());
+    elsewhere.origin = Some("https://evil.example".into());
+    let r = elsewhere.call(Method::POST, "/api/restart", Some("{}")).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::FORBIDDEN, "origin"));
+    let r = admin.call(Method::POST, "/api/test-tone", Some("{\"loud\":true}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "unknown arguments: {}", r.body);
+    assert_eq!(checks.tones.load(Ordering::SeqCst) + checks.restarts.load(Ordering::SeqCst), 0, "nothing ran");
+    // The admin: each route answers.
+    let r = admin.call(Method::GET, "/api/preview.jpg", None).await;
+    assert_eq!((r.status, r.headers["content-type"].to_str().expect("ascii")), (StatusCode::OK, "image/jpeg"));
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let level = admin.call(Method::GET, "/api/mic-level", None).await.json();
+    assert_eq!((level["peak_db"].as_f64(), level["rms_db"].as_f64()), (Some(-12.0), Some(-20.0)));
+    assert_eq!(admin.call(Method::POST, "/api/test-tone", Some("{}")).await.status, StatusCode::OK);
+    let r = admin.call(Method::POST, "/api/test-tone", Some("")).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::CONFLICT, "busy"), "{}", r.body);
+    assert_eq!(r.json()["error"]["message"], "the test tone is playing");
+    let info = admin.call(Method::GET, "/api/info", None).await.json();
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(info["addresses"].is_array() && info["daemon_uptime_secs"].is_u64(), "{info}");
+    let r = admin.call(Method::GET, "/api/logs.txt", None).await;
+    assert_eq!(r.headers["content-disposition"], "attachment; filename=\"cloakroom-log.txt\"");
+    assert!(r.headers["content-type"].to_str().expect("ascii").starts_with("text/plain"));
+    assert!(r.body.lines().any(|l| l.ends_with(" info speaker test tone played")), "{}", r.body);
+    assert!(!r.body.contains("e2ee="), "{}", r.body);
+    let r = admin.call(Method::POST, "/api/restart", Some("{}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let deadline = Instant::now() + std::time::Duration::from_secs(3);
+    while checks.restarts.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(checks.restarts.load(Ordering::SeqCst), 1, "the daemon was asked to restart, once");
+}

@@ -14,10 +14,12 @@
 //! The API is documented in `firmware/appliance/README.md`.
 
 pub mod api;
+pub mod devices;
 pub mod listener;
 mod server;
 pub mod tls;
 
+pub use devices::{CheckRefusal, DeviceChecks, MicReading};
 pub use server::WebServer;
 
 use std::collections::VecDeque;
@@ -58,6 +60,10 @@ pub trait Room: Send + Sync + 'static {
     fn set_mute(&self, muted: bool);
     /// The device report (as `cloakroom devices --json`).
     fn devices(&self) -> serde_json::Value;
+    /// The admin page's device checks ([`devices`]), if the daemon gave any.
+    fn device_checks(&self) -> Option<Arc<dyn DeviceChecks>> {
+        None
+    }
 }
 
 /// A [`Supervisor`] behind a mutex; its outputs go to a channel the daemon
@@ -66,13 +72,15 @@ pub trait Room: Send + Sync + 'static {
 pub struct SupervisedRoom {
     supervisor: Mutex<Supervisor>,
     outputs: mpsc::UnboundedSender<Output>,
+    /// Set by [`SupervisedRoom::set_device_checks`].
+    checks: std::sync::OnceLock<Arc<dyn DeviceChecks>>,
 }
 
 impl SupervisedRoom {
     /// A room and the receiver of its outputs.
     pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Output>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Arc::new(Self { supervisor: Mutex::new(Supervisor::new()), outputs: tx }), rx)
+        (Arc::new(Self { supervisor: Mutex::new(Supervisor::new()), outputs: tx, checks: Default::default() }), rx)
     }
 
     /// Feeds an event (connector, pipelines, mute button) and forwards the outputs.
@@ -122,6 +130,10 @@ impl Room for SupervisedRoom {
 
     fn devices(&self) -> serde_json::Value {
         lock(&self.supervisor).status().devices
+    }
+
+    fn device_checks(&self) -> Option<Arc<dyn DeviceChecks>> {
+        self.checks.get().cloned()
     }
 }
 
@@ -181,6 +193,7 @@ pub(crate) struct AppState {
 }
 
 pub(crate) fn router(state: AppState) -> Router {
+    devices::note_start();
     Router::new()
         .route("/", get(|| async { page(INDEX_HTML) }))
         .route("/join", get(|| async { page(JOIN_HTML) }))
@@ -202,6 +215,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/join-token", get(join_token))
         .route("/api/sessions", get(sessions_list))
         .route("/api/sessions/revoke", post(sessions_revoke))
+        .merge(devices::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_host))
