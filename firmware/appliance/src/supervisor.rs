@@ -4,8 +4,15 @@
 //! for with [`Output::Timeout`] and delivered with [`Supervisor::handle_timeout`].
 //!
 //! States: idle → joining → in meeting → leaving → idle. A failed join or a
-//! lost meeting goes to `error`, which retries with exponential back-off
-//! (1 s doubling to 60 s) while the room still wants the meeting.
+//! lost meeting that retrying may fix (the server is down or unreachable,
+//! the WebSocket dropped, ICE failed, the network is not up yet after boot)
+//! is `reconnecting`: the room tries again by itself after a back-off of
+//! 1 s, doubling per failure in a row up to 60 s, and back to 1 s only once
+//! a meeting has stayed up for a minute ([`GOOD_MEETING`]). It keeps trying
+//! until it is asked to leave. A failure retrying cannot fix (no such room,
+//! a link no connector takes) is `error` and is not retried. The status
+//! carries the failures in a row, the time to the next try and the last
+//! failure's whole cause, for the page, the room screen and the logs.
 //!
 //! The supervisor is the one place that retries: connectors and the meeting
 //! report a failure as retryable ([`Input::JoinFailed`],
@@ -91,7 +98,26 @@ pub enum RoomState {
     Joining,
     InMeeting,
     Leaving,
+    /// A retryable failure: waiting for the next try
+    /// ([`Status::retry_in_ms`]) or trying again (`retry_in_ms` empty).
+    Reconnecting,
+    /// A failure retrying cannot fix: shown, not retried.
     Error,
+}
+
+impl RoomState {
+    /// The state in words, as the page, the room screen and systemd's
+    /// `STATUS=` show it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Joining => "joining",
+            Self::InMeeting => "in meeting",
+            Self::Leaving => "leaving",
+            Self::Reconnecting => "reconnecting",
+            Self::Error => "error",
+        }
+    }
 }
 
 /// A participant in the meeting.
@@ -132,15 +158,35 @@ pub struct Status {
     pub devices: serde_json::Value,
     pub encryption: Encryption,
     pub media: MediaStats,
-    /// Why the last join failed or the meeting was lost.
+    /// Why the last join failed or the meeting was lost: the whole cause.
     pub error: Option<String>,
-    /// Failed attempts in a row.
+    /// Failed attempts in a row (while reconnecting, the try under way or
+    /// coming next is number `attempts + 1`).
     pub attempts: u32,
-    /// Milliseconds until the next retry, in the error state.
+    /// Milliseconds until the next try, while reconnecting and waiting.
     pub retry_in_ms: Option<u64>,
     /// Which meeting this is: a new number for each join asked for, kept
     /// through its retries; `None` when idle.
     pub meeting_id: Option<u64>,
+}
+
+impl Status {
+    /// What the room screen says when the room is not in the meeting it
+    /// was asked for: "Reconnecting: try N in S s" (or "Reconnecting: try
+    /// N…" while it is under way) over the last failure's cause, or "Not
+    /// joined" over a cause retrying cannot fix. `None` otherwise.
+    pub fn problem(&self) -> Option<String> {
+        let cause = self.error.as_deref().unwrap_or("no cause given");
+        let next = self.attempts.saturating_add(1);
+        match (self.state, self.retry_in_ms) {
+            (RoomState::Reconnecting, Some(ms)) => {
+                Some(format!("Reconnecting: try {next} in {} s\n{cause}", ms.div_ceil(1000)))
+            }
+            (RoomState::Reconnecting, None) => Some(format!("Reconnecting: try {next}…\n{cause}")),
+            (RoomState::Error, _) => Some(format!("Not joined (not retried)\n{cause}")),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -216,6 +262,10 @@ impl Supervisor {
                 if matches!(self.state, State::Joining { .. }) {
                     self.state = State::InMeeting { since: now };
                     self.error = None;
+                    if self.attempts > 0 {
+                        // Back in: the back-off starts over once this meeting has lasted.
+                        self.outputs.push_back(Output::Timeout(now + GOOD_MEETING));
+                    }
                 }
             }
             Input::JoinFailed(reason) => {
@@ -266,6 +316,7 @@ impl Supervisor {
                 self.outputs.push_back(Output::Leave);
                 self.fail(now, format!("no answer within {} s", JOIN_TIMEOUT.as_secs()));
             }
+            State::InMeeting { since } if now.saturating_duration_since(since) >= GOOD_MEETING => self.attempts = 0,
             State::Leaving { deadline } if now >= deadline => self.become_idle(),
             State::Error { retry_at: Some(retry_at) } if now >= retry_at => {
                 if let Some(link) = self.link.clone() {
@@ -287,10 +338,13 @@ impl Supervisor {
     pub fn status(&self) -> Status {
         let state = match self.state {
             State::Idle => RoomState::Idle,
+            // Trying again after a failure is still reconnecting, not a first join.
+            State::Joining { .. } if self.attempts > 0 => RoomState::Reconnecting,
             State::Joining { .. } => RoomState::Joining,
             State::InMeeting { .. } => RoomState::InMeeting,
             State::Leaving { .. } => RoomState::Leaving,
-            State::Error { .. } => RoomState::Error,
+            State::Error { retry_at: Some(_) } => RoomState::Reconnecting,
+            State::Error { retry_at: None } => RoomState::Error,
         };
         let retry_in_ms = match (&self.state, self.now) {
             (State::Error { retry_at: Some(retry_at) }, Some(now)) => {
@@ -462,7 +516,7 @@ mod tests {
             };
             assert_eq!(retry_at - now, backoff(attempt));
             let st = s.status();
-            assert_eq!((st.state, st.attempts), (RoomState::Error, attempt));
+            assert_eq!((st.state, st.attempts), (RoomState::Reconnecting, attempt));
             assert_eq!(st.error.as_deref(), Some("connection refused"));
             // Too early: nothing happens.
             s.handle_timeout(retry_at - Duration::from_millis(1));
@@ -470,7 +524,9 @@ mod tests {
             now = retry_at;
             s.handle_timeout(now);
             assert!(matches!(drain(&mut s)[0], Output::StartJoin(_)));
-            assert_eq!(s.status().state, RoomState::Joining);
+            // Trying again is still reconnecting, with no next time yet.
+            let st = s.status();
+            assert_eq!((st.state, st.retry_in_ms, st.attempts), (RoomState::Reconnecting, None, attempt));
         }
         assert_eq!(backoff(1), Duration::from_secs(1));
         assert_eq!(backoff(3), Duration::from_secs(4));
@@ -494,13 +550,13 @@ mod tests {
         s.handle_timeout(t0 + JOIN_TIMEOUT);
         let out = drain(&mut s);
         assert!(matches!(out[0], Output::Leave));
-        assert_eq!(s.status().state, RoomState::Error);
+        assert_eq!(s.status().state, RoomState::Reconnecting);
         assert_eq!(s.status().retry_in_ms, Some(1000));
         s.handle_timeout(t0 + JOIN_TIMEOUT + Duration::from_secs(1));
         s.handle_input(t0 + Duration::from_secs(40), Input::Joined);
         assert_eq!(s.status().attempts, 1, "joining alone does not reset the back-off");
         s.handle_input(t0 + Duration::from_secs(50), Input::Disconnected("ICE failed".into()));
-        assert_eq!(s.status().state, RoomState::Error);
+        assert_eq!(s.status().state, RoomState::Reconnecting);
         assert_eq!(s.status().error.as_deref(), Some("ICE failed"));
         assert_eq!((s.status().attempts, s.status().retry_in_ms), (2, Some(2000)), "lost within a minute: longer wait");
         // A good minute in the meeting: the next failure starts over at 1 s.
@@ -556,6 +612,184 @@ mod tests {
         // The admin can join again (or leave) from there.
         s.handle_input(t0 + MAX_BACKOFF * 2, Input::Join(link()));
         assert!(matches!(drain(&mut s)[0], Output::StartJoin(_)));
+    }
+
+    /// Feeds a retryable failure and returns the retry timer it asked for.
+    fn fail_at(s: &mut Supervisor, now: Instant, input: Input) -> Instant {
+        s.handle_input(now, input);
+        match drain(s).as_slice() {
+            [Output::Timeout(t)] => *t,
+            other => panic!("one retry timer expected: {other:?}"),
+        }
+    }
+
+    /// Delivers the retry timer and checks a new join starts.
+    fn retry_at(s: &mut Supervisor, at: Instant) {
+        s.handle_timeout(at);
+        let out = drain(s);
+        assert!(matches!(out.first(), Some(Output::StartJoin(_))), "{out:?}");
+    }
+
+    #[test]
+    fn backoff_is_one_second_doubling_to_sixty() {
+        let secs: Vec<u64> = (1..=10).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        assert_eq!(backoff(0), FIRST_BACKOFF);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_lost_meeting_reconnects_in_virtual_time_and_a_good_minute_resets_the_backoff() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        drain(&mut s);
+        s.handle_input(t0, Input::Joined);
+        assert!(drain(&mut s).is_empty(), "a first join that works asks for no timer");
+
+        // The server is killed: every try fails until it is back. The waits
+        // between tries are 1, 2, 4, 8, 16, 32, 60, 60 s, each measured from
+        // the failure, and the status says so with the whole cause.
+        let mut now = t0 + Duration::from_secs(5);
+        let mut waits = Vec::new();
+        for attempt in 1..=8u32 {
+            let cause = format!("server gone: connection refused (try {attempt})");
+            let input =
+                if attempt == 1 { Input::Disconnected(cause.clone()) } else { Input::JoinFailed(cause.clone()) };
+            let at = fail_at(&mut s, now, input);
+            waits.push((at - now).as_secs());
+            let st = s.status();
+            assert_eq!(
+                (st.state, st.attempts, st.retry_in_ms, st.error.as_deref()),
+                (RoomState::Reconnecting, attempt, Some((at - now).as_millis() as u64), Some(cause.as_str()))
+            );
+            let json = serde_json::to_value(&st).expect("serialises");
+            assert_eq!(json["state"], "reconnecting");
+            assert_eq!(st.state.words(), "reconnecting");
+            // Half-way, nothing is tried yet and the time left counts down.
+            let half = (at - now) / 2;
+            s.handle_timeout(now + half);
+            assert!(drain(&mut s).is_empty());
+            assert_eq!(s.status().retry_in_ms, Some((at - now - half).as_millis() as u64));
+            now = at;
+            retry_at(&mut s, now);
+            now += Duration::from_millis(300); // a refused connection fails at once
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+
+        // The server is back: joined, the cause is gone, the failures in a
+        // row stay counted until the meeting has lasted a minute.
+        s.handle_input(now, Input::Joined);
+        let good = match drain(&mut s).as_slice() {
+            [Output::Timeout(t)] => *t,
+            other => panic!("the good-minute timer: {other:?}"),
+        };
+        assert_eq!(good - now, GOOD_MEETING);
+        let st = s.status();
+        assert_eq!((st.state, st.attempts, st.error, st.retry_in_ms), (RoomState::InMeeting, 8, None, None));
+        s.handle_timeout(good - Duration::from_secs(1));
+        assert_eq!(s.status().attempts, 8, "59 s is not a good minute yet");
+        s.handle_timeout(good);
+        assert_eq!(s.status().attempts, 0, "a good minute: the back-off starts over");
+        assert_eq!(
+            fail_at(&mut s, good + Duration::from_secs(1), Input::Disconnected("ICE failed".into())) - good,
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn a_meeting_lost_within_a_minute_keeps_backing_off() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        drain(&mut s);
+        // A server that accepts the join and drops the meeting after 10 s, again and again.
+        let mut now = t0;
+        for attempt in 1..=7u32 {
+            s.handle_input(now, Input::Joined);
+            drain(&mut s);
+            now += Duration::from_secs(10);
+            let at = fail_at(&mut s, now, Input::Disconnected("websocket closed".into()));
+            assert_eq!(at - now, backoff(attempt), "attempt {attempt}");
+            now = at;
+            retry_at(&mut s, now);
+        }
+        assert_eq!(s.status().attempts, 7);
+    }
+
+    #[test]
+    fn booting_before_the_network_is_up_keeps_trying_until_it_is() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        drain(&mut s);
+        assert_eq!(s.status().state, RoomState::Joining, "the first try is a join, not a reconnect");
+        // No network for 10 minutes: name resolution fails, then no route.
+        let mut now = t0;
+        let mut tries = 1;
+        while now < t0 + Duration::from_secs(600) {
+            let cause = if tries < 5 {
+                "connect: failed to lookup address information"
+            } else {
+                "connect: network unreachable"
+            };
+            let at = fail_at(&mut s, now, Input::JoinFailed(cause.into()));
+            assert!(at - now <= MAX_BACKOFF);
+            let st = s.status();
+            assert_eq!((st.state, st.error.as_deref()), (RoomState::Reconnecting, Some(cause)));
+            now = at;
+            retry_at(&mut s, now);
+            tries += 1;
+        }
+        // The first try, then retries after 1+2+4+8+16+32 s and every 60 s
+        // after that: 16 tries in the first 10 minutes, none given up.
+        assert_eq!(tries, 16);
+        s.handle_input(now + Duration::from_secs(1), Input::Joined);
+        assert_eq!(s.status().state, RoomState::InMeeting);
+    }
+
+    #[test]
+    fn a_failure_retrying_cannot_fix_while_reconnecting_stops_the_retries() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        s.handle_input(t0, Input::Joined);
+        drain(&mut s);
+        let at = fail_at(&mut s, t0, Input::Disconnected("server gone: reset".into()));
+        retry_at(&mut s, at);
+        // The restarted server does not have the room any more.
+        s.handle_input(at, Input::GaveUp("no such room: 1234".into()));
+        assert!(drain(&mut s).is_empty(), "no retry timer");
+        let st = s.status();
+        assert_eq!(
+            (st.state, st.retry_in_ms, st.attempts, st.error.as_deref()),
+            (RoomState::Error, None, 2, Some("no such room: 1234"))
+        );
+        assert_eq!(st.state.words(), "error");
+        s.handle_timeout(at + MAX_BACKOFF * 2);
+        assert!(drain(&mut s).is_empty());
+    }
+
+    #[test]
+    fn the_screen_says_reconnecting_with_the_next_try_and_the_cause() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        assert_eq!(s.status().problem(), None, "joining is no problem");
+        s.handle_input(t0, Input::Joined);
+        assert_eq!(s.status().problem(), None);
+        drain(&mut s);
+        let at = fail_at(&mut s, t0, Input::Disconnected("server gone: websocket closed (1006)".into()));
+        s.handle_input(t0, Input::JoinFailed("connect: connection refused".into()));
+        assert_eq!(s.status().problem().as_deref(), Some("Reconnecting: try 2 in 1 s\nserver gone: websocket closed (1006)"));
+        retry_at(&mut s, at);
+        assert_eq!(s.status().problem().as_deref(), Some("Reconnecting: try 2…\nserver gone: websocket closed (1006)"));
+        let at = fail_at(&mut s, at, Input::JoinFailed("connect: connection refused".into()));
+        s.handle_timeout(at - Duration::from_millis(1500));
+        assert_eq!(s.status().problem().as_deref(), Some("Reconnecting: try 3 in 2 s\nconnect: connection refused"));
+        retry_at(&mut s, at);
+        s.handle_input(at, Input::GaveUp("no such room: 1234".into()));
+        assert_eq!(s.status().problem().as_deref(), Some("Not joined (not retried)\nno such room: 1234"));
     }
 
     #[test]

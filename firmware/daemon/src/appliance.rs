@@ -103,11 +103,10 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
                     last_state = status.state;
                     notify::notify(&format!("STATUS={}", state_name(status.state)));
                 }
-                if !runner.is_running() && matches!(status.state, RoomState::Idle | RoomState::Error) {
+                if !runner.is_running() && matches!(status.state, RoomState::Idle | RoomState::Reconnecting | RoomState::Error) {
                     let name = lock(&config).settings().room_name.clone();
                     // Between attempts the screen says why the room is not in its meeting.
-                    let problem = (status.state == RoomState::Error).then(|| screen_problem(&status)).flatten();
-                    screen.refresh(&pairing, &name, problem.as_deref());
+                    screen.refresh(&pairing, &name, status.problem().as_deref());
                 }
             }
         }
@@ -118,17 +117,6 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     runner.shutdown(SHUTDOWN_LEAVE).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The room screen's line for the error state: what failed and whether the
-/// room tries again.
-fn screen_problem(status: &cloakroom_appliance::supervisor::Status) -> Option<String> {
-    let error = status.error.as_deref()?;
-    let short: String = error.chars().take(70).collect();
-    Some(match status.retry_in_ms {
-        Some(ms) => format!("reconnecting in {} s: {short}", ms.div_ceil(1000)),
-        None => format!("not joined: {short}"),
-    })
 }
 
 /// The meeting's media settings from the config and the devices found.
@@ -238,6 +226,7 @@ fn state_name(state: RoomState) -> &'static str {
         RoomState::Joining => "joining",
         RoomState::InMeeting => "in meeting",
         RoomState::Leaving => "leaving",
+        RoomState::Reconnecting => "reconnecting",
         RoomState::Error => "error",
     }
 }
@@ -261,22 +250,18 @@ impl RoomScreen {
         Self { board, origin, fingerprint, print, shown: None, screen: None, failed: false }
     }
 
-    /// Shows the current code and token and, under them, `problem` (restarting
-    /// the screen if any of it changed).
+    /// Shows the current code and token (restarting the screen if they or
+    /// the name changed) and `problem` on its status banner.
     fn refresh(&mut self, pairing: &Mutex<Pairing>, room_name: &str, problem: Option<&str>) {
-        let shown_text = match problem {
-            Some(p) => format!("{room_name}\n{p}"),
-            None => room_name.to_owned(),
-        };
-        let room_name = shown_text.as_str();
         let (code, token) = {
             let mut p = pairing.lock().unwrap_or_else(PoisonError::into_inner);
             let token = Zeroizing::new(p.join_token(Instant::now()).expose().to_owned());
             (Zeroizing::new(p.code(Instant::now()).expose().to_owned()), token)
         };
         let unchanged = self.shown.as_ref().is_some_and(|(c, t, n)| *c == code && *t == token && n == room_name);
-        // Shown already, or failed with this very content: nothing to redo.
+        // Shown already, or failed with this very content: only the banner may change.
         if unchanged && (self.screen.is_some() || self.failed) {
+            self.show_problem(problem);
             return;
         }
         let code_changed = self.shown.as_ref().is_none_or(|(c, _, _)| *c != code);
@@ -302,6 +287,7 @@ impl RoomScreen {
             Ok(screen) => {
                 self.screen = Some(screen);
                 self.failed = false;
+                self.show_problem(problem);
             }
             Err(e) => {
                 if !self.failed {
@@ -311,6 +297,15 @@ impl RoomScreen {
             }
         }
         self.shown = Some((code, token, room_name.to_owned()));
+    }
+
+    /// Puts `problem` on the screen's status banner (or clears it).
+    fn show_problem(&mut self, problem: Option<&str>) {
+        if let Some(screen) = self.screen.as_mut() {
+            if let Err(e) = screen.set_status(problem) {
+                tracing::warn!(error = %cloakroom_engine::Chain(&e), "room screen status");
+            }
+        }
     }
 
     /// Frees the display for the meeting.
@@ -402,7 +397,7 @@ fn led_pattern(state: RoomState, muted: bool) -> cloakroom_board::RoomState {
     use cloakroom_board::RoomState as Led;
     match state {
         RoomState::Idle | RoomState::Leaving => Led::Idle,
-        RoomState::Joining => Led::Joining,
+        RoomState::Joining | RoomState::Reconnecting => Led::Joining,
         RoomState::InMeeting if muted => Led::Muted,
         RoomState::InMeeting => Led::InMeeting,
         RoomState::Error => Led::Error,

@@ -194,11 +194,11 @@ async fn join_from_command_line(cli: &Cli, join: &str, started: Instant) -> Resu
             RoomState::Error if status.retry_in_ms.is_none() => {
                 bail!("could not join: {}", status.error.unwrap_or_default());
             }
-            RoomState::Error if status.error != last_error => {
+            RoomState::Reconnecting if status.error != last_error => {
                 // Between meetings there is no meeting to print a status line: say why.
                 let line = serde_json::json!({
                     "event": "status",
-                    "state": format!("retrying: {}", status.error.as_deref().unwrap_or_default()),
+                    "state": format!("reconnecting: {}", status.error.as_deref().unwrap_or_default()),
                     "attempts": status.attempts,
                     "retry_in_ms": status.retry_in_ms,
                 });

@@ -1,15 +1,17 @@
 //! The room's supervisor at work, for both ways the daemon runs: its
 //! outputs carried out (start a meeting, leave it, mute, arm timers) and the
 //! meeting's events fed back to it. The supervisor alone decides on retries;
-//! a meeting only reports how it ended.
+//! a meeting only reports how it ended. Every step of reconnecting is in
+//! the log: the failure with its whole cause, the try number and the wait
+//! before the next one, each new try, and getting back in.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Result;
-use cloakroom_appliance::supervisor::{Input, MediaStats, Output};
-use cloakroom_appliance::web::SupervisedRoom;
+use cloakroom_appliance::supervisor::{Input, MediaStats, Output, RoomState};
+use cloakroom_appliance::web::{Room as _, SupervisedRoom};
 use cloakroom_connectors::signalling::ConnectorState;
 use cloakroom_engine::meeting::{self, Control, MeetingEvent, MeetingSettings, Stats};
 use cloakroom_meeting::MeetingLink;
@@ -46,6 +48,10 @@ impl RoomRunner {
     pub fn handle(&mut self, output: Output, settings: impl FnOnce() -> Result<MeetingSettings>) {
         match output {
             Output::StartJoin(link) => {
+                let status = self.room.status();
+                if status.state == RoomState::Reconnecting {
+                    tracing::info!(attempt = status.attempts.saturating_add(1), "reconnecting: trying again");
+                }
                 self.generation += 1;
                 let previous = self.running.take().map(|(_, r)| r);
                 let run = start_meeting(
@@ -134,14 +140,30 @@ fn start_meeting(
         };
         let _ = forward.await;
         let input = meeting_end(outcome, joined.load(Ordering::Relaxed));
-        match &input {
-            Input::Left => tracing::info!("left the meeting"),
-            Input::JoinFailed(why) => tracing::warn!(error = %why, "could not join"),
-            Input::Disconnected(why) => tracing::warn!(error = %why, "meeting lost"),
-            Input::GaveUp(why) => tracing::error!(error = %why, "could not join; not retrying"),
+        let what = match &input {
+            Input::JoinFailed(_) => "could not join",
+            Input::Disconnected(_) => "meeting lost",
+            _ => "",
+        };
+        let cause = match &input {
+            Input::JoinFailed(why) | Input::Disconnected(why) | Input::GaveUp(why) => Some(why.clone()),
+            _ => None,
+        };
+        room.handle_input(input.clone());
+        let status = room.status();
+        match (&input, cause) {
+            (Input::Left, _) => tracing::info!("left the meeting"),
+            (Input::GaveUp(_), Some(why)) => tracing::error!(error = %why, "could not join; not retrying"),
+            (_, Some(why)) if status.state == RoomState::Reconnecting => tracing::warn!(
+                error = %why,
+                attempt = status.attempts,
+                retry_in_s = status.retry_in_ms.unwrap_or(0).div_ceil(1000),
+                "{what}: reconnecting"
+            ),
+            // The room was leaving anyway: nothing is retried.
+            (_, Some(why)) => tracing::warn!(error = %why, "{what}"),
             _ => {}
         }
-        room.handle_input(input);
         let _ = ended.send(generation);
     });
     Running { control: control_tx, task }
@@ -171,7 +193,11 @@ async fn forward_events(
         match event {
             MeetingEvent::Joined => {
                 joined.store(true, Ordering::Relaxed);
+                let before = room.status();
                 room.handle_input(Input::Joined);
+                if before.state == RoomState::Reconnecting {
+                    tracing::info!(failed_tries = before.attempts, "reconnected: back in the meeting");
+                }
             }
             MeetingEvent::Encryption { verification } => room.handle_input(Input::Encryption { verification }),
             MeetingEvent::ParticipantJoined { participant, display } => {

@@ -246,7 +246,7 @@ async fn a_meeting_drops_the_supervisor_rejoins_keys_change_and_the_room_leaves(
     supervisor.handle_input(t0 + Duration::from_secs(1), RoomInput::Joined);
     supervisor.handle_input(t1, RoomInput::Disconnected("server gone: the test pulled the plug".into()));
     let status = supervisor.status();
-    assert_eq!((status.state, status.retry_in_ms), (RoomState::Error, Some(1000)));
+    assert_eq!((status.state, status.retry_in_ms), (RoomState::Reconnecting, Some(1000)));
     supervisor.handle_timeout(t1 + Duration::from_secs(1));
     let link = std::iter::from_fn(|| supervisor.poll_output())
         .find_map(|o| match o {

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod annexb;
+pub mod banner;
 pub mod check;
 pub mod devices;
 pub mod encoder;

@@ -1,7 +1,9 @@
 //! The room screen: what the HDMI display shows.
 //!
 //! When idle, [`IdleScreen`] shows the room name, a clock and a QR code of
-//! the link the daemon gives (the device's local page). In a meeting the
+//! the link the daemon gives (the device's local page), and between the
+//! code and the clock a status banner when the room has something to say
+//! ("Reconnecting: try 3 in 4 s" and why; [`IdleScreen::set_status`]). In a meeting the
 //! receive pipeline shows the participant grid with an "end-to-end
 //! encrypted" badge and each tile's name and encryption label
 //! ([`crate::receive`]). Both are drawn by GStreamer
@@ -18,6 +20,7 @@ use std::time::Duration;
 use gst::prelude::*;
 
 use crate::MediaError;
+use crate::banner::{Band, StatusBanner};
 use crate::layout::{Canvas, Rect};
 use crate::pipeline::{DeviceRole, Pipeline, caps_filter, clock_time, make, set_number, set_text};
 use crate::text::{Anchor, ClockGlyphs, Font, LayerId, Overlay, Placement};
@@ -122,6 +125,7 @@ pub struct IdleScreen {
     text: Overlay,
     room_name: LayerId,
     name_px: u32,
+    status: StatusBanner,
 }
 
 impl IdleScreen {
@@ -164,17 +168,19 @@ impl IdleScreen {
             font.render_lines(&settings.room_name, name_px),
             Placement { anchor: Anchor::TopCenter, margin, shaded: false },
         );
+        let clock_px = font_px(settings.canvas, 12);
         text.add_clock(
-            ClockGlyphs::new(&font, font_px(settings.canvas, 12)),
+            ClockGlyphs::new(&font, clock_px),
             "%H:%M",
             Placement { anchor: Anchor::BottomCenter, margin, shaded: false },
         );
         drop(font);
+        let status = StatusBanner::attach(&text, status_band(settings.canvas, qr_rect, clock_px, margin));
         let mut chain = vec![background, canvas];
         chain.extend(display_branch(&mut pipeline, &settings.display, "screen")?);
         pipeline.chain(&chain)?;
         pipeline.start()?;
-        Ok(Self { pipeline, qr: qr_rect, text, room_name, name_px })
+        Ok(Self { pipeline, qr: qr_rect, text, room_name, name_px, status })
     }
 
     /// Where the QR code is on the screen.
@@ -187,6 +193,18 @@ impl IdleScreen {
         let font = Font::system()?;
         self.text.set_text(self.room_name, font.render_lines(name, self.name_px));
         Ok(())
+    }
+
+    /// Shows `status` (lines separated by `\n`; each cut with "…" where it
+    /// is too wide) on a dark box between the QR code and the clock, or
+    /// takes it away with `None`. Nothing restarts: the next picture has it.
+    pub fn set_status(&mut self, status: Option<&str>) -> Result<(), MediaError> {
+        self.status.set(status)
+    }
+
+    /// The status banner's words, if any.
+    pub fn status(&self) -> Option<&str> {
+        self.status.shown()
     }
 
     /// The latest picture, when the output is [`DisplayOutput::Snapshots`].
@@ -356,6 +374,16 @@ pub(crate) fn paint_qr(picture: &mut [u8], stride: usize, qr: &QrImage, x: usize
     }
 }
 
+/// The idle screen's status band: from under the QR code to over the clock
+/// (the clock's picture is about 6/5 of its size high).
+fn status_band(canvas: Canvas, qr: Rect, clock_px: u32, margin: u32) -> Band {
+    let width = u32::try_from(canvas.width).unwrap_or(0);
+    let height = u32::try_from(canvas.height).unwrap_or(0);
+    let top = u32::try_from(qr.y.saturating_add(qr.height)).unwrap_or(0);
+    let bottom = height.saturating_sub(margin + clock_px * 6 / 5).max(top);
+    Band { width, top, height: bottom - top, px: font_px(canvas, 24) }
+}
+
 /// A text size that is `1/fraction` of the screen height, in pixels.
 fn font_px(canvas: Canvas, fraction: i32) -> u32 {
     u32::try_from(canvas.height / fraction).unwrap_or(0).max(8)
@@ -404,6 +432,70 @@ mod tests {
     fn qr_image_refuses_what_cannot_fit() {
         let huge = "x".repeat(8000);
         assert!(matches!(QrImage::new(&huge, 1), Err(MediaError::QrCode { .. })));
+    }
+
+    /// The idle screen's latest picture after a few (the first ones may
+    /// predate a change; fonts load slowly on a busy machine).
+    fn settled(screen: &IdleScreen) -> Snapshot {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut last = None;
+        let mut pictures = 0;
+        while pictures < 3 && std::time::Instant::now() < deadline {
+            if let Some(s) = screen.snapshot(Duration::from_secs(1)) {
+                pictures += 1;
+                last = Some(s);
+            }
+        }
+        last.expect("pictures of the idle screen")
+    }
+
+    /// Pixels that differ between two pictures, inside and outside rows `top..bottom`.
+    fn changed(a: &Snapshot, b: &Snapshot, top: u32, bottom: u32) -> (usize, usize) {
+        let (mut inside, mut outside) = (0, 0);
+        for y in 0..a.height {
+            for x in 0..a.width {
+                if a.luma(x, y).abs_diff(b.luma(x, y)) > 40 {
+                    if (top..bottom).contains(&y) { inside += 1 } else { outside += 1 }
+                }
+            }
+        }
+        (inside, outside)
+    }
+
+    #[test]
+    fn the_status_banner_shows_between_the_code_and_the_clock_and_goes_away() {
+        let canvas = Canvas { width: 640, height: 360 };
+        let mut screen = IdleScreen::start(&IdleScreenSettings {
+            room_name: "Aquarium".into(),
+            link: "https://192.0.2.7/join#t=abcdefghijklmnop".into(),
+            canvas,
+            framerate: 10,
+            display: DisplayOutput::Snapshots,
+        })
+        .expect("idle screen starts");
+        let before = settled(&screen);
+        let qr = screen.qr_rect();
+        let band = status_band(canvas, qr, font_px(canvas, 12), font_px(canvas, 14) / 2);
+        assert!(band.height >= 2 * band.px, "room for two lines: {band:?}");
+
+        let words = "Reconnecting: try 3 in 4 s\nserver gone: connection reset by the meeting server at sfu.example.org (a long cause)";
+        screen.set_status(Some(words)).expect("banner");
+        assert_eq!(screen.status(), Some(words));
+        let shown = settled(&screen);
+        screen.check().expect("no pipeline error");
+        let (inside, outside) = changed(&before, &shown, band.top, band.top + band.height);
+        assert!(inside > 500, "the banner's text and box: {inside} pixels changed in the band");
+        // Outside the band only the clock may change (its minute may turn during the test).
+        let under = changed(&before, &shown, band.top + band.height, 360).0;
+        assert_eq!(outside - under, 0, "only the band changes above the clock");
+        // The QR code is untouched, so the phone page stays one scan away.
+        let qr_rows = (u32::try_from(qr.y).expect("on screen"), u32::try_from(qr.y + qr.height).expect("on screen"));
+        assert_eq!(changed(&before, &shown, qr_rows.0, qr_rows.1).0, 0, "the QR code is not covered");
+
+        screen.set_status(None).expect("cleared");
+        assert_eq!(screen.status(), None);
+        let cleared = settled(&screen);
+        assert!(changed(&before, &cleared, band.top, band.top + band.height).0 < 50, "the banner is gone");
     }
 
     #[test]
