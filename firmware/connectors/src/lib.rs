@@ -8,9 +8,12 @@
 //! time. [`transport`] holds the generic I/O drivers (feature `websocket`).
 //!
 //! - [`janus`]: the Janus VideoRoom plugin over Janus's WebSocket JSON API.
+//! - [`jitsi`]: Jitsi Meet over XMPP on a WebSocket: the room's chat, Jingle
+//!   peer-to-peer sessions, and Jitsi's Olm key exchange and SAS.
 #![forbid(unsafe_code)]
 
 pub mod janus;
+pub mod jitsi;
 pub mod signalling;
 #[cfg(feature = "websocket")]
 pub mod transport;

@@ -139,6 +139,9 @@ pub enum Input {
     Tick,
     /// Leave the meeting.
     Leave,
+    /// People in the room act on verifying `participant` (Jitsi's SAS):
+    /// `start` a verification, or `confirm` whether the codes matched.
+    Verify { participant: ParticipantId, start: bool, confirm: Option<bool> },
 }
 
 /// What the transport driver must do.
@@ -195,6 +198,39 @@ pub enum Event {
         key_index: u8,
         material: KeyMaterial,
     },
+    /// Our own frame key (per-participant keys): seal our frames with it at
+    /// this key index from now on.
+    LocalKey {
+        key_index: u8,
+        material: KeyMaterial,
+    },
+    /// The room will not exchange media with this participant, and why
+    /// (for the screen and the page).
+    ParticipantRefused {
+        participant: ParticipantId,
+        reason: &'static str,
+    },
+    /// Progress of verifying who a participant is (Jitsi's SAS).
+    Verification {
+        participant: ParticipantId,
+        state: Verification,
+    },
+}
+
+/// Where verifying a participant is (short authentication strings: both
+/// sides show the same code when nobody is in the middle).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verification {
+    /// The code to compare with the participant: emoji names and three
+    /// groups of decimal digits.
+    Code { emoji: Vec<String>, decimals: [u16; 3] },
+    /// Both sides confirmed the code and the keys' MACs matched.
+    Verified,
+    /// Someone said the codes differ.
+    Mismatch,
+    /// The verification could not complete.
+    Failed { reason: String },
 }
 
 /// One output of a connector.

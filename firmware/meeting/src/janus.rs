@@ -83,7 +83,7 @@ impl fmt::Display for JanusTarget {
     }
 }
 
-fn parse_authority(authority: &str) -> Result<(String, Option<u16>), LinkError> {
+pub(crate) fn parse_authority(authority: &str) -> Result<(String, Option<u16>), LinkError> {
     if authority.contains('@') {
         // Userinfo would be sent to the server; links carry no credentials.
         return Err(LinkError::InvalidHost { host: "[userinfo]".to_owned() });

@@ -13,7 +13,11 @@
 //! janus+wss://host[:port][/path]?room=<id>#passphrase=<percent-encoded text>
 //! ```
 //!
-//! (`janus+ws://` is accepted too, for loopback and tests.) The part before
+//! (`janus+ws://` is accepted too, for loopback and tests.) A Jitsi Meet
+//! link is the meeting's URL, `https://<host>[:port]/<Room>`, or
+//! `jitsi+ws://<host>:<port>/<room>?domain=<xmpp domain>` for test servers
+//! ([`jitsi`]); it carries no key: Jitsi participants exchange theirs with
+//! Olm ([`MeetingLink::keys_exchanged`]). The part before
 //! `#` says where to connect (RFC 3986 syntax: scheme, authority, path,
 //! query); the fragment carries the meeting key. Following RFC 3986 §3.5 the
 //! fragment is never part of a request: [`MeetingLink::server_url`] is the
@@ -56,7 +60,7 @@ pub const MAX_LINK_LEN: usize = 2048;
 pub enum LinkError {
     #[error("the link is longer than {MAX_LINK_LEN} bytes")]
     TooLong,
-    #[error("unknown link scheme `{scheme}` (expected janus+wss or janus+ws)")]
+    #[error("unknown link scheme `{scheme}` (expected https (Jitsi Meet), jitsi+ws(s) or janus+ws(s))")]
     UnknownScheme { scheme: String },
     #[error("the link has no host")]
     MissingHost,
@@ -80,14 +84,24 @@ pub enum LinkError {
     InvalidPassphrase,
     #[error("the link contains spaces or control characters")]
     InvalidCharacter,
+    #[error("the link names no XMPP domain (`?domain=`), and its host is an address")]
+    MissingDomain,
+    #[error("invalid XMPP domain `{domain}`")]
+    InvalidDomain { domain: String },
+    #[error(
+        "Jitsi meetings exchange their keys between participants: a Jitsi link carries no `#e2ee=` or `#passphrase=`"
+    )]
+    KeyNotUsed,
     #[error("the link's key must follow a plain `#` (this link has it before the `#`, or `#` written as `%23`)")]
     MisplacedKey,
 }
 
 pub mod janus;
+pub mod jitsi;
 pub mod text;
 
 pub use janus::{JanusTarget, RoomId};
+pub use jitsi::JitsiTarget;
 
 /// What a link asks to join, per service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +109,8 @@ pub use janus::{JanusTarget, RoomId};
 pub enum Target {
     /// A Janus VideoRoom room over Janus's WebSocket JSON API.
     Janus(JanusTarget),
+    /// A Jitsi Meet room over XMPP on a WebSocket.
+    Jitsi(JitsiTarget),
 }
 
 impl Target {
@@ -102,6 +118,7 @@ impl Target {
     pub fn server_url(&self) -> String {
         match self {
             Self::Janus(t) => t.server_url(),
+            Self::Jitsi(t) => t.server_url(),
         }
     }
 
@@ -110,6 +127,7 @@ impl Target {
     fn key_context(&self) -> String {
         match self {
             Self::Janus(t) => t.room().to_string(),
+            Self::Jitsi(t) => t.room_jid(),
         }
     }
 }
@@ -118,6 +136,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Janus(t) => fmt::Display::fmt(t, f),
+            Self::Jitsi(t) => fmt::Display::fmt(t, f),
         }
     }
 }
@@ -180,8 +199,20 @@ impl MeetingLink {
         let target = match scheme.to_ascii_lowercase().as_str() {
             "janus+wss" => Target::Janus(JanusTarget::parse(true, rest)?),
             "janus+ws" => Target::Janus(JanusTarget::parse(false, rest)?),
+            "https" => Target::Jitsi(JitsiTarget::parse_web(rest)?),
+            "jitsi+wss" => Target::Jitsi(JitsiTarget::parse_plain(true, rest)?),
+            "jitsi+ws" => Target::Jitsi(JitsiTarget::parse_plain(false, rest)?),
             _ => return Err(LinkError::UnknownScheme { scheme: shown(scheme) }),
         };
+        if let Target::Jitsi(_) = target {
+            let fragment = fragment.unwrap_or("");
+            if fragment.starts_with("e2ee=") || fragment.starts_with("passphrase=") {
+                return Err(LinkError::KeyNotUsed);
+            }
+            // Jitsi's own `#config.…=` overrides are not ours to apply; the
+            // fragment is dropped here and never sent.
+            return Ok(Self { target, key: None });
+        }
         let key = match (fragment.filter(|f| !f.is_empty()), policy) {
             (Some(fragment), _) => Some(parse_fragment(fragment, &target.key_context())?),
             (None, KeyPolicy::Required) => return Err(LinkError::MissingKey),
@@ -205,6 +236,12 @@ impl MeetingLink {
     /// for a link without a key (accepted only with [`KeyPolicy::Optional`]).
     pub fn key(&self) -> Option<&KeyMaterial> {
         self.key.as_ref().map(|(k, _)| k)
+    }
+
+    /// Whether the participants exchange their keys in the meeting (Jitsi's
+    /// Olm) rather than the link carrying one.
+    pub fn keys_exchanged(&self) -> bool {
+        matches!(self.target, Target::Jitsi(_))
     }
 
     /// How the key was given.

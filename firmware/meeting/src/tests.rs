@@ -22,7 +22,7 @@ fn same_key(a: &KeyMaterial, b: &KeyMaterial) -> bool {
 fn parses_a_full_wss_link() {
     let link = MeetingLink::parse(&format!("janus+wss://Janus.Example.org:8989/janus?room=1234#e2ee={KEY_0_31}"))
         .expect("valid link");
-    let Target::Janus(janus) = link.target();
+    let Target::Janus(janus) = link.target() else { panic!("janus") };
     assert!(janus.is_secure());
     assert_eq!(janus.host(), "janus.example.org");
     assert_eq!(link.server_url(), "wss://janus.example.org:8989/janus");
@@ -34,12 +34,12 @@ fn parses_a_full_wss_link() {
 #[test]
 fn parses_ws_ipv4_and_ipv6_and_text_rooms() {
     let a = MeetingLink::parse(&format!("janus+ws://10.231.7.2:8188/?room=7#e2ee={KEY_0_31}")).expect("ipv4");
-    let Target::Janus(janus) = a.target();
+    let Target::Janus(janus) = a.target() else { panic!("janus") };
     assert!(!janus.is_secure());
     assert_eq!(a.server_url(), "ws://10.231.7.2:8188/");
     let b = MeetingLink::parse(&format!("janus+ws://[::1]:8188?room=board-room_2#e2ee={KEY_0_31}")).expect("ipv6");
     assert_eq!(b.server_url(), "ws://[::1]:8188/");
-    let Target::Janus(janus) = b.target();
+    let Target::Janus(janus) = b.target() else { panic!("janus") };
     assert_eq!(janus.room(), &RoomId::Text("board-room_2".into()));
     let c = MeetingLink::parse(&format!("janus+wss://host?room=1#e2ee={KEY_0_31}")).expect("no port");
     assert_eq!(c.server_url(), "wss://host/");
@@ -88,7 +88,7 @@ fn passphrase_key_depends_on_room() {
 fn refuses_bad_links_with_typed_errors() {
     let k = format!("#e2ee={KEY_0_31}");
     let cases: Vec<(String, LinkError)> = vec![
-        (format!("https://example.org/?room=1{k}"), LinkError::UnknownScheme { scheme: "https".into() }),
+        (format!("http://example.org/?room=1{k}"), LinkError::UnknownScheme { scheme: "http".into() }),
         (format!("janus+wss://?room=1{k}"), LinkError::MissingHost),
         (format!("janus+wss://:80/?room=1{k}"), LinkError::MissingHost),
         (format!("janus+wss://ex ample/?room=1{k}"), LinkError::InvalidCharacter),
@@ -198,4 +198,65 @@ fn a_link_without_a_key_only_with_the_optional_policy() {
     // A key, when there is one, is still parsed (and checked) under the optional policy.
     let keyed = MeetingLink::parse_with(&format!("{plain}#e2ee=short"), KeyPolicy::Optional);
     assert!(keyed.is_err());
+}
+
+#[test]
+fn parses_jitsi_meeting_urls_with_stock_defaults() {
+    let link = MeetingLink::parse("https://Meet.Example.org/WeeklySync").expect("jitsi link");
+    let Target::Jitsi(jitsi) = link.target() else { panic!("jitsi") };
+    assert!(link.keys_exchanged());
+    assert!(link.key().is_none());
+    assert_eq!(link.server_url(), "wss://meet.example.org/xmpp-websocket");
+    assert_eq!(jitsi.room(), "WeeklySync");
+    assert_eq!(jitsi.room_jid(), "weeklysync@conference.meet.example.org");
+    assert_eq!(jitsi.domain(), "meet.example.org");
+    assert_eq!(jitsi.focus(), "focus.meet.example.org");
+    assert_eq!(link.to_string(), "https://meet.example.org/WeeklySync");
+    // Jitsi's own `#config.` overrides are dropped, never sent nor shown.
+    let with_config = MeetingLink::parse("https://meet.example.org:8443/Room#config.startWithAudioMuted=true")
+        .expect("config fragment");
+    assert_eq!(with_config.server_url(), "wss://meet.example.org:8443/xmpp-websocket");
+    assert!(!with_config.to_string().contains("config"));
+}
+
+#[test]
+fn parses_plain_websocket_jitsi_links_for_test_servers() {
+    let link = MeetingLink::parse("jitsi+ws://10.231.9.2:5280/probe-1?domain=meet.jitsi").expect("jitsi+ws");
+    let Target::Jitsi(jitsi) = link.target() else { panic!("jitsi") };
+    assert!(!jitsi.is_secure());
+    assert_eq!(link.server_url(), "ws://10.231.9.2:5280/xmpp-websocket");
+    assert_eq!(jitsi.room_jid(), "probe-1@conference.meet.jitsi");
+    assert_eq!(jitsi.focus(), "focus.meet.jitsi");
+    assert_eq!(link.to_string(), "jitsi+ws://10.231.9.2:5280/probe-1?domain=meet.jitsi");
+    // The domain defaults to the host when it is a name.
+    let named = MeetingLink::parse("jitsi+wss://xmpp.example.org/room").expect("named host");
+    let Target::Jitsi(named) = named.target() else { panic!("jitsi") };
+    assert_eq!(named.domain(), "xmpp.example.org");
+}
+
+#[test]
+fn refuses_bad_jitsi_links_with_typed_errors() {
+    let keyed = format!("https://meet.example.org/room#e2ee={KEY_0_31}");
+    let cases: Vec<(&str, LinkError)> = vec![
+        ("https://meet.example.org/", LinkError::MissingRoom),
+        ("https://meet.example.org", LinkError::MissingRoom),
+        ("https://meet.example.org/team/room", LinkError::InvalidRoom { room: "team/room".into() }),
+        ("https://meet.example.org/r%C3%A9union", LinkError::InvalidRoom { room: "r%C3%A9union".into() }),
+        ("https://meet.example.org/room?jwt=abc", LinkError::UnknownParameter { name: "jwt".into() }),
+        ("https://meet.example.org/room?domain=x.org", LinkError::UnknownParameter { name: "domain".into() }),
+        ("jitsi+ws://10.0.0.1:5280/room", LinkError::MissingDomain),
+        ("jitsi+ws://[::1]:5280/room", LinkError::MissingDomain),
+        ("jitsi+ws://10.0.0.1:5280/room?domain=bad_domain", LinkError::InvalidDomain { domain: "bad_domain".into() }),
+        ("jitsi+ws://10.0.0.1:5280/room?domain=.x", LinkError::InvalidDomain { domain: ".x".into() }),
+        ("https://meet.example.org/room#passphrase=secret", LinkError::KeyNotUsed),
+        (&keyed, LinkError::KeyNotUsed),
+        ("https://user@meet.example.org/room", LinkError::InvalidHost { host: "[userinfo]".into() }),
+    ];
+    for (link, expected) in cases {
+        let err = MeetingLink::parse(link).expect_err(link);
+        assert_eq!(err, expected, "{link}");
+        assert!(!err.to_string().contains("secret") && !err.to_string().contains(KEY_0_31));
+    }
+    let long = format!("https://meet.example.org/{}", "a".repeat(jitsi::MAX_ROOM_LEN + 1));
+    assert!(matches!(MeetingLink::parse(&long), Err(LinkError::InvalidRoom { .. })));
 }

@@ -243,6 +243,8 @@ impl JanusSession {
             },
             Input::Tick => self.on_tick(now),
             Input::Leave => self.leave(now),
+            // Janus VideoRoom has no participant verification; the page offers none for it.
+            Input::Verify { .. } => {}
         }
         Ok(())
     }
