@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cloakroom_connectors::janus::{JanusSession, JanusSettings, Room};
+use cloakroom_connectors::jitsi::{JitsiSession, JitsiSettings};
 use cloakroom_connectors::signalling::{ConnectorState, Direction, Event, Failure, Input, ParticipantId, PeerId};
 use cloakroom_connectors::{ConnectorError, transport};
 use cloakroom_frame::{FrameDecryptor, FrameEncryptor, FrameMeta, KeyMaterial, MediaKind};
@@ -133,7 +134,28 @@ pub fn signalling_for(link: &MeetingLink, display: &str) -> Signalling {
                 event_tx,
             ))
         }
+        Target::Jitsi(jitsi) => {
+            let settings = JitsiSettings {
+                domain: jitsi.domain().to_owned(),
+                room_jid: jitsi.room_jid(),
+                focus: jitsi.focus().to_owned(),
+                display: display.to_owned(),
+                // Media only with participants whose frames are sealed; the
+                // admin's `e2ee.require_key = false` does not reach here yet.
+                require_e2ee: true,
+                endpoint: None,
+            };
+            let session = Box::new(JitsiSession::new(Instant::now(), settings));
+            tokio::spawn(transport::websocket::run(
+                jitsi.server_url(),
+                Some(cloakroom_connectors::jitsi::WS_PROTOCOL),
+                session,
+                input_rx,
+                event_tx,
+            ))
+        }
         // A link this build parses but has no connector for.
+        #[allow(unreachable_patterns)]
         other => {
             tracing::error!(service = %other, "no connector for this kind of meeting link in this build");
             tokio::spawn(async {
@@ -358,6 +380,9 @@ impl Meeting<'_> {
                     (Direction::Receive, Some(participant), Some(offer)) => {
                         self.open_receiver(peer.clone(), participant, offer).await
                     }
+                    (Direction::SendReceive, _, _) => Err(anyhow::anyhow!(
+                        "peer-to-peer media (Jitsi Meet's P2P mode) is not built into the meeting engine yet"
+                    )),
                     (direction, _, _) => Err(anyhow::anyhow!("a {direction:?} peer of this shape is not supported")),
                 };
                 match opened {

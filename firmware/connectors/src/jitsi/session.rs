@@ -305,9 +305,14 @@ impl JitsiSession {
                 Ok(())
             }
             Input::PeerFailed { peer, reason } => {
-                if self.p2p.as_ref().is_some_and(|p| p.peer == peer) {
-                    // The other side may still be there: end this session and offer again.
-                    self.terminate_p2p(now, "connectivity-error", &reason);
+                let Some(with) = self.p2p.as_ref().filter(|p| p.peer == peer).map(|p| p.with.clone()) else {
+                    return Ok(());
+                };
+                // The other side may still be there: end this session and offer again,
+                // up to MAX_OFFERS times; then the meeting has failed (the supervisor retries it).
+                self.terminate_p2p(now, "connectivity-error", &reason);
+                if self.occupants.get(&with).is_none_or(|o| o.offers >= MAX_OFFERS) {
+                    self.fail(ConnectorError::MediaFailed { reason }, true);
                 }
                 Ok(())
             }

@@ -639,3 +639,26 @@ fn two_rooms_exchange_their_media_keys_over_olm_through_the_chat() {
         assert!(!xml.contains("\"key\""), "a key in clear text: {xml:.200}");
     }
 }
+
+#[test]
+fn a_peer_that_keeps_failing_fails_the_meeting_with_its_cause() {
+    let mut h = Harness::new(false);
+    h.join();
+    h.recv(&format!(r#"<presence xmlns="jabber:client" from="{ROOM}/aaaa0001"/>"#));
+    for attempt in 1..=super::session::MAX_OFFERS {
+        let events = h.take_events();
+        assert!(events.iter().any(|e| matches!(e, Event::OpenPeer { .. })), "attempt {attempt}: {events:?}");
+        h.input(Input::PeerFailed { peer: PeerId("p2p-aaaa0001".into()), reason: "ICE failed".into() })
+            .expect("failed");
+        // The other side hears the session end.
+        let terminate = h.last_sent().get_child("jingle", ns::JINGLE).map(|j| attr(j, "action").to_owned());
+        if attempt < super::session::MAX_OFFERS {
+            assert_eq!(terminate.as_deref(), Some("session-terminate"));
+            assert_eq!(h.session.state(), &ConnectorState::InMeeting);
+            h.advance(super::session::REOFFER_DELAY);
+        }
+    }
+    let ConnectorState::Failed(f) = h.session.state() else { panic!("{:?}", h.session.state()) };
+    assert!(f.retryable);
+    assert_eq!(f.error, ConnectorError::MediaFailed { reason: "ICE failed".into() });
+}
