@@ -150,7 +150,12 @@ struct Participant {
     /// The last key received, to report only changes (lib-jitsi-meet's `lastKey`).
     last_key: Option<(u64, RawKey)>,
     sas: Option<SasState>,
+    /// Transaction ids of verifications already run with them, newest last, so a replayed sas-start is refused.
+    used_transactions: VecDeque<String>,
 }
+
+/// Transaction ids remembered per participant.
+const REMEMBERED_TRANSACTIONS: usize = 32;
 
 struct PendingInit {
     uuid: String,
@@ -234,6 +239,7 @@ impl JitsiE2ee {
                 init_attempts: 0,
                 last_key: None,
                 sas: None,
+                used_transactions: VecDeque::new(),
             };
             self.participants.insert(id.to_owned(), participant);
         }
@@ -364,6 +370,7 @@ impl JitsiE2ee {
         }
         let state = SasState::new(new_uuid(), true);
         let json = messages::sas_start(&state.transaction_id);
+        remember_transaction(p, &state.transaction_id);
         p.sas = Some(state);
         self.send(id, json);
         Ok(())
@@ -673,6 +680,9 @@ impl JitsiE2ee {
 
     fn on_sas_start(&mut self, from: &str, transaction_id: String) -> Result<(), E2eeError> {
         let p = self.session_participant(from, "sas-start")?;
+        if p.used_transactions.contains(&transaction_id) {
+            return Err(E2eeError::Sas { participant: from.to_owned(), reason: "sas-start of a transaction already run (replayed?)" });
+        }
         if p.sas.is_some() {
             // lib-jitsi-meet fails its own verification here and keeps it; we
             // drop ours too so that either side can start again.
@@ -680,6 +690,7 @@ impl JitsiE2ee {
             self.sas_event(from, SasEvent::Failed(SasFailure::ConcurrentStart));
             return Err(E2eeError::Sas { participant: from.to_owned(), reason: "sas-start while a verification was in progress" });
         }
+        remember_transaction(p, &transaction_id);
         let state = SasState::new(transaction_id, false);
         let commitment = sas::commitment(&state.our_key, &messages::sas_start_data_json(&state.transaction_id));
         let json = messages::sas_accept(&commitment, &state.transaction_id);
@@ -856,6 +867,13 @@ fn sas_for<'a>(p: &'a mut Participant, from: &str, transaction_id: &str) -> Resu
         }
         Some(state) => Ok(state),
     }
+}
+
+fn remember_transaction(p: &mut Participant, transaction_id: &str) {
+    if p.used_transactions.len() == REMEMBERED_TRANSACTIONS {
+        p.used_transactions.pop_front();
+    }
+    p.used_transactions.push_back(transaction_id.to_owned());
 }
 
 fn olm_error(participant: &str, operation: &'static str, error: &dyn std::fmt::Display) -> E2eeError {

@@ -179,6 +179,18 @@ mod tests {
     }
 
     #[test]
+    fn ratchet_matches_webcrypto_and_the_frame_crate() {
+        // WebCrypto (Node 20) HKDF-SHA-256, salt "JFrameRatchetKey", empty info,
+        // 256 bits, over bytes 0..31: see tests/key_material.rs.
+        let raw: [u8; 32] = core::array::from_fn(|i| i as u8);
+        let expected = "9cd33ec25c547bf5cfe62de2a08f9b767369d9eeff69fa4964abecf1cbea2a71";
+        let next = ratchet(&raw);
+        let hex: String = next.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
+        assert!(material(&next) == material(&raw).ratchet());
+    }
+
+    #[test]
     fn frame_index_is_the_key_ring_slot() {
         assert_eq!(frame_index(0), 0);
         assert_eq!(frame_index(15), 15);
