@@ -84,7 +84,7 @@ pub struct IdentityKeys {
 /// What the caller should do next.
 #[derive(Debug)]
 pub enum E2eeOutput {
-    /// Send as a private MUC message to occupant `to`, inside <json-message xmlns='http://jitsi.org/jitmeet'>.
+    /// Send as a private MUC message to occupant `to`, inside `<json-message xmlns='http://jitsi.org/jitmeet'>`.
     Send { to: String, json: String },
     /// Seal our own frames with this key (at this JFrame key index) from now on.
     OwnKey { index: u8, material: KeyMaterial },
@@ -201,7 +201,7 @@ impl JitsiE2ee {
         &self.own_id
     }
 
-    /// A participant whose presence advertises E2EE (feature https://jitsi.org/meet/e2ee) with these keys. Called again when presence repeats (idempotent).
+    /// A participant whose presence advertises E2EE (feature `https://jitsi.org/meet/e2ee`) with these keys. Called again when presence repeats (idempotent).
     ///
     /// A new participant schedules the join ratchet; if our id sorts first we
     /// send it a session-init. A repeat with no session and no pending init
@@ -681,14 +681,20 @@ impl JitsiE2ee {
     fn on_sas_start(&mut self, from: &str, transaction_id: String) -> Result<(), E2eeError> {
         let p = self.session_participant(from, "sas-start")?;
         if p.used_transactions.contains(&transaction_id) {
-            return Err(E2eeError::Sas { participant: from.to_owned(), reason: "sas-start of a transaction already run (replayed?)" });
+            return Err(E2eeError::Sas {
+                participant: from.to_owned(),
+                reason: "sas-start of a transaction already run (replayed?)",
+            });
         }
         if p.sas.is_some() {
             // lib-jitsi-meet fails its own verification here and keeps it; we
             // drop ours too so that either side can start again.
             p.sas = None;
             self.sas_event(from, SasEvent::Failed(SasFailure::ConcurrentStart));
-            return Err(E2eeError::Sas { participant: from.to_owned(), reason: "sas-start while a verification was in progress" });
+            return Err(E2eeError::Sas {
+                participant: from.to_owned(),
+                reason: "sas-start while a verification was in progress",
+            });
         }
         remember_transaction(p, &transaction_id);
         let state = SasState::new(transaction_id, false);
@@ -756,7 +762,7 @@ impl JitsiE2ee {
         let code = sas::code(&established, &info);
         state.stage = Stage::Established(Box::new(established));
         let reply = (!state.starter).then(|| messages::sas_key(&state.our_key, &state.transaction_id));
-        self.sas_event(from, SasEvent::Code(code));
+        self.sas_event(from, SasEvent::Code(Box::new(code)));
         if let Some(json) = reply {
             self.send(from, json);
         }
@@ -775,7 +781,10 @@ impl JitsiE2ee {
         let their_ed25519 = p.keys.ed25519.clone();
         let state = sas_for(p, from, transaction_id)?;
         let Some(established) = state.established() else {
-            return Err(E2eeError::Sas { participant: from.to_owned(), reason: "sas-mac before the keys were exchanged" });
+            return Err(E2eeError::Sas {
+                participant: from.to_owned(),
+                reason: "sas-mac before the keys were exchanged",
+            });
         };
         if state.their_mac_verified {
             return Err(E2eeError::Sas { participant: from.to_owned(), reason: "second sas-mac" });
@@ -803,9 +812,7 @@ impl JitsiE2ee {
             self.send_error(from, &format!("No session found while processing {what}"));
             return Err(E2eeError::NoSession { participant: from.to_owned(), message: what });
         }
-        self.participants
-            .get_mut(from)
-            .ok_or_else(|| E2eeError::UnknownParticipant { participant: from.to_owned() })
+        self.participants.get_mut(from).ok_or_else(|| E2eeError::UnknownParticipant { participant: from.to_owned() })
     }
 
     // ---- Helpers ----

@@ -12,7 +12,7 @@
 //!
 //! So the 32 bytes carried here are exactly the `material` of
 //! [`cloakroom_frame::jitsi::JitsiKey::new`], which derives its AES key the
-//! same way (firmware/frame/src/jitsi.rs), and [`ratchet`] here equals both
+//! same way (firmware/frame/src/jitsi.rs), and this module's `ratchet` equals both
 //! lib-jitsi-meet's `ratchet` and [`KeyMaterial::ratchet`] (firmware/frame/src/keys.rs).
 //! The crate's tests check both against vectors computed with WebCrypto
 //! (Node's `crypto.subtle`, the API lib-jitsi-meet calls), see
@@ -22,11 +22,11 @@
 //!
 //! The key index lib-jitsi-meet sends grows by one per new key without bound;
 //! its frame trailer carries `keyIndex % 16` (`Context.ts`, `KEYRING_SIZE`),
-//! which is the index [`frame_index`] gives.
+//! which is the index this crate gives in its outputs.
 
 use base64::Engine;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use cloakroom_frame::KeyMaterial;
 use hkdf::Hkdf;
 use serde::Deserialize;
@@ -84,9 +84,7 @@ pub(crate) fn frame_index(key_index: u64) -> u8 {
 pub(crate) fn key_info_plaintext(key: &[u8; 32], key_index: u64) -> Zeroizing<String> {
     let mut encoded = Zeroizing::new([0u8; 44]);
     // Cannot fail: 32 bytes encode to exactly 44 padded characters.
-    let len = KEY_BASE64
-        .encode_slice(key, &mut *encoded)
-        .expect("44 bytes hold the base64 of 32 bytes");
+    let len = KEY_BASE64.encode_slice(key, &mut *encoded).expect("44 bytes hold the base64 of 32 bytes");
     let mut text = Zeroizing::new(String::with_capacity(96));
     text.push_str("{\"key\":\"");
     // Cannot fail: base64 is ASCII.
@@ -134,9 +132,8 @@ pub(crate) fn parse_key_info(plaintext: &[u8]) -> Result<KeyInfo, &'static str> 
         return Err("key info's key is not plain base64");
     }
     let mut buf = Zeroizing::new([0u8; 48]);
-    let len = KEY_BASE64
-        .decode_slice(inner.as_bytes(), &mut *buf)
-        .map_err(|_| "key info's key is not base64 of 32 bytes")?;
+    let len =
+        KEY_BASE64.decode_slice(inner.as_bytes(), &mut *buf).map_err(|_| "key info's key is not base64 of 32 bytes")?;
     if len != 32 {
         return Err("key info's key is not 32 bytes");
     }

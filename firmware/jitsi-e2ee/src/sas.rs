@@ -40,7 +40,7 @@ const MAC_KEY_IDS: &str = "Jitsi-KEY_IDS";
 pub enum SasEvent {
     /// Both ephemeral keys are known: show this code; the people on both
     /// ends compare it, then call [`crate::JitsiE2ee::confirm_sas`].
-    Code(SasCode),
+    Code(Box<SasCode>),
     /// Both sides confirmed and the peer's MAC over its identity key checked out.
     Verified,
     /// Our side said the codes differ (lib-jitsi-meet's

@@ -158,7 +158,8 @@ fn a_leave_rotates_to_a_new_key_sent_only_to_those_remaining() {
     let now = net.now;
     net.peer("a").handle_timeout(now);
     let outputs = net.drain("a");
-    let sends: Vec<_> = outputs.iter().filter_map(|o| if let Output::Send(w) = o { Some(w.clone()) } else { None }).collect();
+    let sends: Vec<_> =
+        outputs.iter().filter_map(|o| if let Output::Send(w) = o { Some(w.clone()) } else { None }).collect();
     assert_eq!(sends.len(), 1);
     assert_eq!((sends[0].to.as_str(), olm_type(&sends[0].json).as_str()), ("b", "key-info"));
     assert!(!outputs.iter().any(|o| matches!(o, Output::OwnKey(_))), "not used before b acknowledged: {outputs:?}");

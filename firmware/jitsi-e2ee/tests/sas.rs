@@ -18,7 +18,7 @@ fn pair() -> Net {
 fn code_of(net: &Net, id: &str, participant: &str) -> SasCode {
     net.sas_events(id, participant)
         .into_iter()
-        .find_map(|e| if let SasEvent::Code(c) = e { Some(c) } else { None })
+        .find_map(|e| if let SasEvent::Code(c) = e { Some(*c) } else { None })
         .unwrap_or_else(|| panic!("{id} has a code for {participant}"))
 }
 
@@ -115,7 +115,10 @@ fn a_tampered_sas_key_fails_the_commitment() {
         net.sas_events("alice", "bob")
     );
     assert!(!net.sas_events("alice", "bob").iter().any(|e| matches!(e, SasEvent::Code(_))), "no code shown");
-    assert!(net.sent.iter().any(|w| w.from == "alice" && olm_type(&w.json) == "error"), "alice tells bob, as lib-jitsi-meet does");
+    assert!(
+        net.sent.iter().any(|w| w.from == "alice" && olm_type(&w.json) == "error"),
+        "alice tells bob, as lib-jitsi-meet does"
+    );
 }
 
 #[test]
@@ -163,7 +166,8 @@ fn tampered_mac(field: &'static str, expected: SasFailure) {
                 mac.get_mut(&key).expect("the MAC")
             };
             let text = target.as_str().expect("a string").to_owned();
-            let flipped = if text.starts_with('A') { format!("B{}", &text[1..]) } else { format!("A{}", &text[1..]) };
+            let rest: String = text.chars().skip(1).collect();
+            let flipped = if text.starts_with('A') { format!("B{rest}") } else { format!("A{rest}") };
             *target = serde_json::Value::String(flipped);
             w.json = v.to_string();
         }
@@ -228,10 +232,7 @@ fn sas_calls_out_of_order_are_refused() {
     assert!(matches!(net.peer("alice").start_sas(now, "nobody"), Err(E2eeError::UnknownParticipant { .. })));
     net.peer("alice").start_sas(now, "bob").expect("starts");
     assert!(matches!(net.peer("alice").start_sas(now, "bob"), Err(E2eeError::Sas { .. })), "one at a time");
-    assert!(
-        matches!(net.peer("alice").confirm_sas(now, "bob", true), Err(E2eeError::Sas { .. })),
-        "no code yet"
-    );
+    assert!(matches!(net.peer("alice").confirm_sas(now, "bob", true), Err(E2eeError::Sas { .. })), "no code yet");
     assert!(net.peer("alice").cancel_sas("bob"));
     assert!(!net.peer("alice").cancel_sas("bob"));
 }

@@ -152,7 +152,12 @@ fn a_message_meant_for_another_pair_is_an_error() {
     net.join("c");
     net.run();
     let now = net.now;
-    let info = net.sent.iter().find(|w| w.from == "a" && w.to == "b" && common::olm_type(&w.json) == "key-info").cloned().expect("a key-info");
+    let info = net
+        .sent
+        .iter()
+        .find(|w| w.from == "a" && w.to == "b" && common::olm_type(&w.json) == "key-info")
+        .cloned()
+        .expect("a key-info");
     let err = net.peer("c").handle_message(now, "a", &info.json).expect_err("not for c");
     assert!(matches!(err, E2eeError::Olm { .. }), "{err}");
 }
@@ -181,9 +186,33 @@ fn arbitrary_bytes_and_mutated_messages_never_panic() {
     let real: Vec<Wire> = net.sent.clone();
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let tokens = [
-        "{", "}", "[", "]", ",", ":", "\"", "\"type\"", "\"olm\"", "\"data\"", "\"uuid\"", "\"ciphertext\"",
-        "\"body\"", "\"mac\"", "\"keys\"", "\"key-info\"", "\"sas-mac\"", "\"session-ack\"", "0", "1", "-1",
-        "1e309", "true", "null", "\"AAAA\"", "\\u0000", "\\ud800",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "\"type\"",
+        "\"olm\"",
+        "\"data\"",
+        "\"uuid\"",
+        "\"ciphertext\"",
+        "\"body\"",
+        "\"mac\"",
+        "\"keys\"",
+        "\"key-info\"",
+        "\"sas-mac\"",
+        "\"session-ack\"",
+        "0",
+        "1",
+        "-1",
+        "1e309",
+        "true",
+        "null",
+        "\"AAAA\"",
+        "\\u0000",
+        "\\ud800",
     ];
     let mut inputs = 0;
     for round in 0..6000 {

@@ -15,6 +15,9 @@ pub struct Wire {
     pub json: String,
 }
 
+/// Sees each message before delivery; may change it; returns whether to deliver it.
+pub type Tamper = Box<dyn FnMut(&mut Wire) -> bool>;
+
 /// A conference of instances; what each one reported is recorded.
 pub struct Net {
     pub now: Instant,
@@ -32,7 +35,7 @@ pub struct Net {
     /// Errors handle_message returned, with the receiver.
     pub errors: Vec<(String, E2eeError)>,
     /// When set, messages are queued but a filter may drop or change them.
-    pub tamper: Option<Box<dyn FnMut(&mut Wire) -> bool>>,
+    pub tamper: Option<Tamper>,
 }
 
 impl Net {
@@ -103,7 +106,10 @@ impl Net {
                     seen.push(Output::OwnKey(index));
                 }
                 E2eeOutput::ParticipantKey { participant, index, material } => {
-                    self.participant_keys.entry((id.to_owned(), participant.clone())).or_default().push((index, material));
+                    self.participant_keys
+                        .entry((id.to_owned(), participant.clone()))
+                        .or_default()
+                        .push((index, material));
                     seen.push(Output::ParticipantKey(participant, index));
                 }
                 E2eeOutput::Sas { participant, event } => {
