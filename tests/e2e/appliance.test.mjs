@@ -321,7 +321,7 @@ test('pairing, admin page, CSRF, settings kept across a restart', { timeout: 150
   // The device report, readable, and the settings' suggestions from it.
   await page.waitForFunction(() => document.getElementById('devices').textContent.includes('Encoders: '));
   assert.match(await page.textContent('#devices'), /Encoders: .*vp8 \(vp8enc\)/);
-  assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll('#camera-list option')].map((o) => o.value).filter((v) => v === 'auto' || v === 'test')), ['auto', 'test']);
+  assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll('#settings-form select[name=camera] option')].map((o) => o.value).filter((v) => v === 'auto' || v === 'test')), ['auto', 'test']);
   await page.waitForFunction(() => document.querySelector('#settings-form input[name=room_name]').value !== '');
   await assertAccessible(page, 'the admin page, idle', t);
 

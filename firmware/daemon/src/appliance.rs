@@ -16,15 +16,17 @@ use anyhow::{Context, Result};
 use cloakroom_appliance::config::{Codec as ConfigCodec, ConfigStore, Settings};
 use cloakroom_appliance::pairing::{OsRandom, Pairing};
 use cloakroom_appliance::supervisor::{Input, RoomState};
-use cloakroom_appliance::web::{LogBuffer, Room as _, SupervisedRoom, WebContext, WebServer};
+use cloakroom_appliance::web::{CheckRefusal, LogBuffer, MicReading, Room as _, SupervisedRoom, WebContext, WebServer};
 use cloakroom_board::BoardProfile;
 use cloakroom_engine::meeting::MeetingSettings;
 use cloakroom_media::Codec;
+use cloakroom_media::check::{CheckError, DeviceChecks};
 use cloakroom_media::devices::DeviceReport;
 use cloakroom_media::ladder::VideoMode;
 use cloakroom_media::layout::Canvas;
 use cloakroom_media::receive::{AudioOutput, ReceiveSettings};
 use cloakroom_media::screen::{DisplayOutput, IdleScreen, IdleScreenSettings};
+use cloakroom_media::send::{AudioSource, TestPattern, VideoSource};
 use zeroize::Zeroizing;
 
 use crate::notify;
@@ -51,6 +53,14 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     let config = Arc::new(Mutex::new(store));
     let (room, mut outputs) = SupervisedRoom::new();
     room.handle_input(Input::Devices(serde_json::to_value(&devices).unwrap_or_default()));
+    let (restart_tx, mut restart_rx) = tokio::sync::mpsc::unbounded_channel();
+    let checks = Arc::new(RoomChecks {
+        checks: DeviceChecks::new(),
+        config: Arc::clone(&config),
+        devices: devices.clone(),
+        restart: restart_tx,
+    });
+    room.set_device_checks(checks.clone());
     let web = WebServer::start(WebContext {
         room: room.clone(),
         pairing: Arc::clone(&pairing),
@@ -82,13 +92,17 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     let mut screen_tick = tokio::time::interval(SCREEN_REFRESH);
     let mut last_state = RoomState::Idle;
+    let mut restart = false;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => { tracing::info!("Ctrl-C: stopping"); break; }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            Some(()) = restart_rx.recv() => { tracing::info!("restarting (asked for on the admin page)"); restart = true; break; }
             Some(output) = outputs.recv() => {
                 if matches!(output, cloakroom_appliance::supervisor::Output::StartJoin(_)) {
                     screen.hide();
+                    // The meeting takes the camera and microphone: the page's checks let go first.
+                    checks.checks.set_meeting(true);
                 }
                 runner.handle(output, || {
                     let current = lock(&config).settings().clone();
@@ -98,6 +112,8 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
             Some(generation) = ended.recv() => runner.finished(generation),
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::notify("WATCHDOG=1"),
             _ = screen_tick.tick() => {
+                checks.checks.set_meeting(runner.is_running());
+                checks.checks.tick(Instant::now());
                 let status = room.status();
                 if status.state != last_state {
                     last_state = status.state;
@@ -116,7 +132,87 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     screen.hide();
     runner.shutdown(SHUTDOWN_LEAVE).await;
     tracing::info!("stopped");
+    if restart {
+        // Not 0, so that systemd's Restart=on-failure starts the daemon again.
+        std::process::exit(cloakroom_appliance::web::devices::RESTART_EXIT_CODE);
+    }
     Ok(())
+}
+
+/// The admin page's device checks on this room's configured devices
+/// (`cloakroom_media::check` does the work).
+#[derive(Debug)]
+struct RoomChecks {
+    checks: DeviceChecks,
+    config: Arc<Mutex<ConfigStore>>,
+    devices: DeviceReport,
+    restart: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl cloakroom_appliance::web::DeviceChecks for RoomChecks {
+    fn preview_jpeg(&self) -> Result<Vec<u8>, CheckRefusal> {
+        let camera = match lock(&self.config).settings().camera.as_str() {
+            "test" => VideoSource::Test { pattern: TestPattern::Ball },
+            "auto" => match self.devices.cameras.first() {
+                Some(c) => VideoSource::Camera { device: c.path.clone().into() },
+                None => {
+                    return Err(CheckRefusal::Unavailable(
+                        "no camera: the camera is \"auto\" and none was found".into(),
+                    ));
+                }
+            },
+            path => VideoSource::Camera { device: path.into() },
+        };
+        self.checks.snapshot(&camera).map_err(check_refusal)
+    }
+
+    fn mic_level(&self) -> Result<MicReading, CheckRefusal> {
+        let microphone = match lock(&self.config).settings().microphone.as_str() {
+            "test" => AudioSource::Test,
+            "auto" => match self.devices.microphones.first() {
+                Some(m) => AudioSource::Microphone { device: m.id.clone() },
+                None => {
+                    return Err(CheckRefusal::Unavailable(
+                        "no microphone: the microphone is \"auto\" and none was found".into(),
+                    ));
+                }
+            },
+            device => AudioSource::Microphone { device: device.to_owned() },
+        };
+        let level = self.checks.mic_level(&microphone).map_err(check_refusal)?;
+        Ok(MicReading { peak_db: level.peak_db, rms_db: level.rms_db })
+    }
+
+    fn test_tone(&self) -> Result<(), CheckRefusal> {
+        let speaker = match lock(&self.config).settings().speaker.as_str() {
+            "none" => return Err(CheckRefusal::Unavailable("no speaker: the speaker is set to \"none\"".into())),
+            "auto" => match self.devices.speakers.first() {
+                Some(s) => s.id.clone(),
+                None => {
+                    return Err(CheckRefusal::Unavailable(
+                        "no speaker: the speaker is \"auto\" and none was found".into(),
+                    ));
+                }
+            },
+            device => device.to_owned(),
+        };
+        self.checks.play_tone(&speaker).map_err(check_refusal)
+    }
+
+    fn restart(&self) {
+        let _ = self.restart.send(());
+    }
+}
+
+fn check_refusal(e: CheckError) -> CheckRefusal {
+    match e {
+        CheckError::Busy(m) => CheckRefusal::Busy(m),
+        CheckError::Unavailable(m) => CheckRefusal::Unavailable(m),
+        other => {
+            tracing::warn!(error = %cloakroom_engine::Chain(&other), "device check");
+            CheckRefusal::Failed(other.to_string())
+        }
+    }
 }
 
 /// The meeting's media settings from the config and the devices found.

@@ -60,7 +60,7 @@ pub enum CheckError {
     Media(#[from] MediaError),
 }
 
-/// The microphone's level over the last 100 ms or so, in dBFS (0 is full
+/// The microphone's level since the last reading (at least 100 ms), in dBFS (0 is full
 /// scale; silence is [`SILENCE_DB`]).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct MicLevel {
@@ -111,7 +111,40 @@ struct MeterInner {
     /// The pad the probe is on, while it is there.
     probed: Option<glib::WeakRef<gst::Pad>>,
     polled: Option<Instant>,
-    latest: Option<(Instant, MicLevel)>,
+    /// Everything heard since the last reading.
+    window: Window,
+}
+
+/// The fewest samples in one reading of the meeting's meter: 100 ms at
+/// 48 kHz mono (the send pipeline's `mic-caps`), the idle meter's `level`
+/// interval. A reading covers all samples since the one before.
+const METER_WINDOW: u64 = 4800;
+
+/// Peak and sum of squares over the samples seen so far.
+#[derive(Default)]
+struct Window {
+    peak: f64,
+    sum: f64,
+    n: u64,
+}
+
+impl Window {
+    fn add(&mut self, sample: i16) {
+        let x = f64::from(sample) / 32768.0;
+        self.peak = self.peak.max(x.abs());
+        self.sum += x * x;
+        self.n += 1;
+    }
+
+    /// The level, once the window is full (and a fresh window).
+    fn take_full(&mut self) -> Option<MicLevel> {
+        if self.n < METER_WINDOW {
+            return None;
+        }
+        let w = std::mem::take(self);
+        // Sample counts are far below 2^52: exact.
+        Some(MicLevel { peak_db: to_db(w.peak), rms_db: to_db((w.sum / w.n as f64).sqrt()) })
+    }
 }
 
 impl std::fmt::Debug for DeviceChecks {
@@ -229,14 +262,21 @@ impl DeviceChecks {
             m.pipeline.bin.bus().ok_or_else(|| not_running("meter"))?
         };
         let deadline = now + FIRST_RESULT;
-        let mut found = None;
+        let mut found: Option<MicLevel> = None;
         loop {
-            // Every reading since the last request; the newest counts.
             while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Element, gst::MessageType::Error]) {
                 match msg.view() {
+                    // The loudest of the readings since the last request: a
+                    // short sound between two requests still shows.
                     gst::MessageView::Element(e) => {
                         if let Some(level) = e.structure().and_then(level_of_message) {
-                            found = Some(level);
+                            found = Some(match found {
+                                Some(f) => MicLevel {
+                                    peak_db: f.peak_db.max(level.peak_db),
+                                    rms_db: f.rms_db.max(level.rms_db),
+                                },
+                                None => level,
+                            });
                         }
                     }
                     gst::MessageView::Error(err) => {
@@ -319,13 +359,12 @@ impl DeviceChecks {
             let on_this_pad = m.probed.as_ref().and_then(glib::WeakRef::upgrade).is_some_and(|p| p == pad);
             if !on_this_pad {
                 m.probed = Some(pad.downgrade());
-                m.latest = None;
+                m.window = Window::default();
                 let shared = Arc::clone(&self.meter);
                 pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| meter_probe(&shared, info));
             }
         }
-        let fresh = |m: &MeterInner| m.latest.filter(|(at, _)| at.saturating_duration_since(now) < FIRST_RESULT);
-        wait_for(FIRST_RESULT, || fresh(&lock(&self.meter.inner)).map(|(_, l)| l)).ok_or_else(|| {
+        wait_for(FIRST_RESULT, || lock(&self.meter.inner).window.take_full()).ok_or_else(|| {
             CheckError::Media(MediaError::Pipeline {
                 pipeline: "audio-send".into(),
                 element: "mic-caps".into(),
@@ -413,13 +452,12 @@ fn meter_probe(shared: &MeterShared, info: &mut gst::PadProbeInfo) -> gst::PadPr
     let mut m = lock(&shared.inner);
     if m.polled.is_none_or(|p| now.saturating_duration_since(p) > IDLE_STOP) {
         m.probed = None;
-        m.latest = None;
+        m.window = Window::default();
         return gst::PadProbeReturn::Remove;
     }
     if let Some(map) = info.buffer().and_then(|b| b.map_readable().ok()) {
-        let samples = map.as_slice().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]));
-        if let Some(level) = level_of_samples(samples) {
-            m.latest = Some((now, level));
+        for b in map.as_slice().chunks_exact(2) {
+            m.window.add(i16::from_le_bytes([b[0], b[1]]));
         }
     }
     gst::PadProbeReturn::Ok
@@ -427,19 +465,12 @@ fn meter_probe(shared: &MeterShared, info: &mut gst::PadProbeInfo) -> gst::PadPr
 
 /// Peak and RMS in dBFS of 16-bit samples; `None` for no samples.
 pub fn level_of_samples(samples: impl Iterator<Item = i16>) -> Option<MicLevel> {
-    let (mut n, mut peak, mut sum) = (0u64, 0f64, 0f64);
-    for s in samples {
-        let x = f64::from(s) / 32768.0;
-        peak = peak.max(x.abs());
-        sum += x * x;
-        n += 1;
-    }
-    if n == 0 {
+    let mut w = Window::default();
+    samples.for_each(|s| w.add(s));
+    if w.n == 0 {
         return None;
     }
-    // Sample counts are far below 2^52: exact.
-    let rms = (sum / n as f64).sqrt();
-    Some(MicLevel { peak_db: to_db(peak), rms_db: to_db(rms) })
+    Some(MicLevel { peak_db: to_db(w.peak), rms_db: to_db((w.sum / w.n as f64).sqrt()) })
 }
 
 fn to_db(amplitude: f64) -> f64 {
@@ -698,6 +729,24 @@ mod tests {
         assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
         assert_eq!(checks.running(), (false, false, false), "no capture pipeline of its own");
         drop(sender);
+    }
+
+    #[test]
+    fn the_meeting_microphone_meter_moves() {
+        use crate::send::{AudioSendSettings, AudioSender};
+        let checks = DeviceChecks::new();
+        checks.set_meeting(true);
+        let mut settings = AudioSendSettings::new(AudioSource::Test);
+        settings.echo_cancel = false;
+        let _sender = AudioSender::start(settings, |_| {}).expect("sender");
+        let mut readings = Vec::new();
+        for _ in 0..25 {
+            readings.push(checks.mic_level(&AudioSource::Test).expect("a level").peak_db);
+            std::thread::sleep(Duration::from_millis(80));
+        }
+        let (lo, hi) = readings.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        assert!(hi > -30.0 && hi - lo > 10.0, "{readings:?}");
+        assert_eq!(checks.running(), (false, false, false), "no capture pipeline of its own");
     }
 
     #[test]

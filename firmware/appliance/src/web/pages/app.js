@@ -37,7 +37,7 @@ function showStatus(s) {
   // Leave and Mute apply to a meeting (or one being joined or retried), not to an idle room.
   $("leave").disabled = s.state === "idle";
   $("mute").disabled = s.state === "idle";
-  if ($("participants")) $("participants").textContent = s.participants.map((p) => p.display || p.id).join(", ") || "—";
+  if ($("participants")) showParticipants(s);
   if ($("media")) {
     const m = s.media;
     $("media").textContent = `send ${m.send_bitrate_kbps} kbit/s, receive ${m.receive_bitrate_kbps} kbit/s, loss ${Number(m.packet_loss_percent).toFixed(1)} %; `
@@ -54,6 +54,7 @@ async function refresh(admin) {
       $("logs").textContent = (await api("GET", "/api/logs")).map((l) => `${new Date(l.unix_ms).toLocaleTimeString()} ${l.level} ${l.message}`).join("\n");
       showDevices(await api("GET", "/api/devices"));
       showSessions(await api("GET", "/api/sessions"));
+      showInfo(await api("GET", "/api/info"));
     }
   } catch (e) {
     if (e.status !== 401) return;
@@ -65,16 +66,9 @@ async function refresh(admin) {
   }
 }
 
-// The device report as a list, and the settings' suggestions ("auto", "test", "none" and what was found).
+// The device report as a list.
 function showDevices(d) {
-  const fill = (id, options) => {
-    const list = $(id);
-    list.replaceChildren(...options.map(([value, label]) => { const o = document.createElement("option"); o.value = value; o.label = label; return o; }));
-  };
   const cams = d.cameras || [], mics = d.microphones || [], spk = d.speakers || [];
-  fill("camera-list", [["auto", "first camera found"], ...cams.map((c) => [c.path, c.name]), ["test", "test picture"]]);
-  fill("microphone-list", [["auto", "first microphone found"], ...mics.map((m) => [m.id, m.name]), ["test", "test tone"]]);
-  fill("speaker-list", [["auto", "first speaker found"], ...spk.map((m) => [m.id, m.name]), ["none", "no sound"]]);
   const item = (text) => { const li = document.createElement("li"); li.textContent = text; return li; };
   const sizes = (c) => (c.formats || []).map((f) => `${f.fourcc} ${(f.resolutions || []).slice(0, 4).map((r) => `${r.width}x${r.height}`).join(" ")}`).join("; ");
   const codecs = (list) => (list || []).map((e) => `${e.codec} (${e.element}${e.hardware ? ", hardware" : ""})`).join(", ") || "none";
@@ -132,8 +126,104 @@ function wireMeeting(admin) {
   refresh(admin);
 }
 
+// The settings' device choices: "auto", what `cloakroom devices` found, and "test" or "none" where the
+// config takes them; a configured device that is not there now stays choosable, marked so. Filled once
+// when the settings load (a redraw would throw away a choice not yet saved).
+function fillDeviceChoices(d, s) {
+  const fill = (name, options) => {
+    const select = $("settings-form").elements[name];
+    if (s[name] && !options.some(([value]) => value === s[name])) options.push([s[name], `${s[name]} (not found now)`]);
+    select.replaceChildren(...options.map(([value, text]) => { const o = document.createElement("option"); o.value = value; o.textContent = text; return o; }));
+  };
+  fill("camera", [["auto", "Automatic: the first camera found"], ...(d.cameras || []).map((c) => [c.path, `${c.name} (${c.path})`]), ["test", "Test picture"]]);
+  fill("microphone", [["auto", "Automatic: the first microphone found"], ...(d.microphones || []).map((m) => [m.id, `${m.name} (${m.id})`]), ["test", "Test tone"]]);
+  fill("speaker", [["auto", "Automatic: the first speaker found"], ...(d.speakers || []).map((m) => [m.id, `${m.name} (${m.id})`]), ["none", "None: no sound"]]);
+}
+
+// Each participant with the meeting's encryption state (every frame of the meeting is sealed with its key).
+function showParticipants(s) {
+  const state = s.encryption.encrypted ? "encrypted" : "NOT encrypted";
+  const items = s.participants.map((p) => {
+    const li = document.createElement("li");
+    li.textContent = `${p.display || "Guest"}: ${state}`;
+    return li;
+  });
+  if (!items.length) { const li = document.createElement("li"); li.textContent = "—"; items.push(li); }
+  const text = items.map((li) => li.textContent).join("\n");
+  if ($("participants").dataset.shown !== text) { $("participants").replaceChildren(...items); $("participants").dataset.shown = text; }
+}
+
+// Addresses, version and uptime.
+function showInfo(i) {
+  const ago = (s) => s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172800 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} days`;
+  const items = (i.addresses || []).map((a) => { const li = document.createElement("li"); li.textContent = a.interface ? `${a.address} (${a.interface})` : a.address; return li; });
+  if (!items.length) { const li = document.createElement("li"); li.textContent = "none found"; items.push(li); }
+  const text = items.map((li) => li.textContent).join("\n");
+  if ($("addresses").dataset.shown !== text) { $("addresses").replaceChildren(...items); $("addresses").dataset.shown = text; }
+  setText($("version"), i.build ? `${i.version} (${i.build})` : i.version);
+  setText($("uptime"), `software ${ago(i.daemon_uptime_secs)}` + (i.system_uptime_secs != null ? `, device ${ago(i.system_uptime_secs)}` : ""));
+}
+
+// The camera preview and the microphone meter, asked for only while the page is visible.
+// Each waits for its answer before the next request, so a slow device never piles requests up.
+function wireChecks() {
+  const visible = () => document.visibilityState === "visible";
+  let pictureUrl = null;
+  const preview = async () => {
+    if (!visible()) return;
+    try {
+      const res = await fetch("/api/preview.jpg", { credentials: "same-origin" });
+      if (!res.ok) {
+        let msg = "HTTP " + res.status;
+        try { msg = (await res.json()).error.message; } catch (_) { /* not JSON */ }
+        setText($("preview-error"), `No camera picture: ${msg}`);
+        return;
+      }
+      const url = URL.createObjectURL(await res.blob());
+      $("preview").src = url; $("preview").hidden = false;
+      if (pictureUrl) URL.revokeObjectURL(pictureUrl);
+      pictureUrl = url;
+      setText($("preview-error"), "");
+    } catch (e) { setText($("preview-error"), `No camera picture: ${e.message}`); }
+  };
+  const meter = async () => {
+    if (!visible()) return;
+    try {
+      const l = await api("GET", "/api/mic-level");
+      $("mic-meter").value = Math.max(-60, Math.min(0, l.peak_db));
+      const text = `peak ${Math.round(l.peak_db)} dB, average ${Math.round(l.rms_db)} dB`;
+      $("mic-meter").textContent = text; setText($("mic-db"), text);
+      setText($("mic-error"), "");
+    } catch (e) { setText($("mic-error"), `No microphone level: ${e.message}`); }
+  };
+  const every = (ms, f) => { const loop = async () => { const t = Date.now(); await f(); setTimeout(loop, Math.max(0, ms - (Date.now() - t))); }; loop(); };
+  every(1000, preview);
+  every(300, meter);
+  $("tone").addEventListener("click", async () => {
+    $("tone").disabled = true; setText($("tone-result"), "");
+    try { await api("POST", "/api/test-tone", {}); setText($("tone-result"), "Playing a 440 Hz tone for 2 seconds on the speaker."); }
+    catch (e) { setText($("tone-result"), `No test tone: ${e.message}`); }
+    setTimeout(() => { $("tone").disabled = false; }, 2000);
+  });
+  $("restart").addEventListener("click", async () => {
+    if (!confirm("Restart the room's software? A meeting in progress ends; the room and this page are back in a few seconds.")) return;
+    try { await api("POST", "/api/restart", {}); }
+    catch (e) { setText($("restart-result"), `Not restarted: ${e.message}`); return; }
+    clearInterval(timer);
+    setText($("restart-result"), "Restarting… this page comes back by itself in a few seconds.");
+    // Wait for the daemon to go, then for it to answer again.
+    await new Promise((r) => setTimeout(r, 2000));
+    for (let i = 0; i < 120; i++) {
+      try { const r = await fetch("/api/session", { credentials: "same-origin" }); if (r.status === 200 || r.status === 401) { location.reload(); return; } } catch (_) { /* still down */ }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    setText($("restart-result"), "The room has not come back after 2 minutes; check its power and network, or the room screen.");
+  });
+}
+
 async function loadSettings() {
-  const s = await api("GET", "/api/settings");
+  const [d, s] = await Promise.all([api("GET", "/api/devices"), api("GET", "/api/settings")]);
+  fillDeviceChoices(d, s);
   const f = $("settings-form");
   for (const [k, v] of Object.entries(s)) {
     const el = f.elements[k]; if (!el) continue;
@@ -158,7 +248,7 @@ async function adminPage() {
     if (s.role !== "admin") throw Object.assign(new Error("guest"), { status: 401 });
     csrf = s.csrf;
     $("admin").hidden = false;
-    wireMeeting(true); wireSettings(); loadSettings();
+    wireMeeting(true); wireSettings(); loadSettings(); wireChecks();
   } catch (_) {
     $("pair").hidden = false;
     $("pair-form").addEventListener("submit", async (ev) => {
