@@ -39,6 +39,52 @@
 //! receiver one ratchet step).
 //!
 //! Randomness comes from the operating system (vodozemac draws its own).
+//!
+//! # Driving it (the connector's side)
+//!
+//! Our presence must carry the feature `https://jitsi.org/meet/e2ee`,
+//! `jitsi_participant_e2ee.idKey.curve25519` / `.ed25519` from
+//! [`JitsiE2ee::identity_keys`] and `jitsi_participant_e2ee.enabled` = `true`:
+//! a lib-jitsi-meet participant whose id sorts first sends its session-init
+//! when it sees that last property turn true. Ids are MUC resources (endpoint
+//! ids), ours and `from` alike.
+//!
+//! ```
+//! use std::time::Instant;
+//! use cloakroom_jitsi_e2ee::{E2eeOutput, JitsiE2ee};
+//!
+//! /// Delivers `from`'s messages to `to` (a test stands in for the MUC); counts keys learnt.
+//! fn pump(from_id: &str, from: &mut JitsiE2ee, to: &mut JitsiE2ee, now: Instant, keys: &mut usize) -> bool {
+//!     let mut sent = false;
+//!     while let Some(output) = from.poll_output() {
+//!         match output {
+//!             // A private MUC message to occupant `to` in <json-message xmlns='http://jitsi.org/jitmeet'>.
+//!             E2eeOutput::Send { json, .. } => {
+//!                 to.handle_message(now, from_id, &json).expect("a valid message");
+//!                 sent = true;
+//!             }
+//!             // FrameEncryptor::set_key(index, material)
+//!             E2eeOutput::OwnKey { .. } => {}
+//!             // That participant's FrameDecryptor::set_key(index, material)
+//!             E2eeOutput::ParticipantKey { .. } => *keys += 1,
+//!             // Show the code, then ask the people; confirm_sas(…, true or false)
+//!             E2eeOutput::Sas { .. } => {}
+//!         }
+//!     }
+//!     sent
+//! }
+//!
+//! let now = Instant::now();
+//! let mut a = JitsiE2ee::new("2b4e1f0a");
+//! let mut b = JitsiE2ee::new("9c3d5e7f");
+//! // Each sees the other's presence with E2EE and identity keys.
+//! a.participant_joined(now, "9c3d5e7f", b.identity_keys());
+//! b.participant_joined(now, "2b4e1f0a", a.identity_keys());
+//! let mut keys = 0;
+//! while pump("2b4e1f0a", &mut a, &mut b, now, &mut keys) | pump("9c3d5e7f", &mut b, &mut a, now, &mut keys) {}
+//! assert_eq!(keys, 2, "each has the other's key");
+//! // And on a timer: at a.poll_timeout(), call a.handle_timeout(now) and pump again.
+//! ```
 #![forbid(unsafe_code)]
 
 mod error;
