@@ -29,26 +29,51 @@ pub const SHARED_KEY_INDEX: u8 = 0;
 #[derive(Debug, Default)]
 pub struct KeyProvider {
     shared: Option<KeyMaterial>,
+    /// Keys come from the connector's exchange (Jitsi's Olm): our own as
+    /// [`KeyProvider::set_own_key`], everyone's as participant keys.
+    exchanged: bool,
+    own: Option<(u8, KeyMaterial)>,
     participants: BTreeMap<ParticipantId, BTreeMap<u8, KeyMaterial>>,
 }
 
 impl KeyProvider {
     /// Keys from the link: `None` for a meeting that is not end-to-end encrypted.
     pub fn new(shared: Option<KeyMaterial>) -> Self {
-        Self { shared, participants: BTreeMap::new() }
+        Self { shared, exchanged: false, own: None, participants: BTreeMap::new() }
     }
 
-    /// Whether our media is sealed.
+    /// Keys exchanged in the meeting (Jitsi's Olm): nothing is sealed until
+    /// the connector gives our key, and a participant's frames open only
+    /// with keys they announced.
+    pub fn exchanged() -> Self {
+        Self { shared: None, exchanged: true, own: None, participants: BTreeMap::new() }
+    }
+
+    /// Whether our media is sealed (in an exchange: will be, once our key is known).
     pub fn encrypted(&self) -> bool {
-        self.shared.is_some()
+        self.shared.is_some() || self.exchanged
+    }
+
+    /// Whether keys come from the connector's exchange.
+    pub fn is_exchanged(&self) -> bool {
+        self.exchanged
+    }
+
+    /// Our own key from the exchange (at this index from now on).
+    pub fn set_own_key(&mut self, index: u8, material: KeyMaterial) {
+        self.own = Some((index, material));
     }
 
     /// The sealer for our own media (with random starting counters), or
     /// `None` when the meeting is not encrypted.
     pub fn encryptor(&self) -> Option<FrameEncryptor> {
-        let key = self.shared.as_ref()?;
+        let (index, key) = match (&self.shared, &self.own) {
+            (Some(key), _) => (SHARED_KEY_INDEX, key),
+            (None, Some((index, key))) => (*index, key),
+            (None, None) => return None,
+        };
         let mut e = FrameEncryptor::with_random_counters();
-        e.set_key(SHARED_KEY_INDEX, key.clone());
+        e.set_key(index, key.clone());
         Some(e)
     }
 
@@ -56,7 +81,7 @@ impl KeyProvider {
     /// the participant announced. `None` when nothing of theirs is sealed.
     pub fn decryptor(&self, participant: &ParticipantId) -> Option<FrameDecryptor> {
         let announced = self.participants.get(participant);
-        if self.shared.is_none() && announced.is_none() {
+        if self.shared.is_none() && announced.is_none() && !self.exchanged {
             return None;
         }
         let mut d = FrameDecryptor::new();
@@ -148,6 +173,27 @@ mod tests {
         assert!(keys.decryptor(&carol).is_none());
         keys.set_participant_key(carol.clone(), 1, key(4));
         assert!(keys.decryptor(&carol).is_some(), "a participant's own key still opens their frames");
+    }
+
+    #[test]
+    fn an_exchange_seals_nothing_before_our_key_and_opens_only_announced_keys() {
+        let mut keys = KeyProvider::exchanged();
+        assert!(keys.encrypted() && keys.is_exchanged());
+        assert!(keys.encryptor().is_none(), "no key yet: nothing may go out, sealed or not");
+        assert!(keys.verification().is_none());
+        let dave = ParticipantId("dave".into());
+        // Dave's frames do not pass through unopened before his key is known.
+        let mut before = keys.decryptor(&dave).expect("an opener that opens nothing yet");
+        assert!(before.open(MediaKind::Opus, &sealed_with(6, 2)).is_err());
+        keys.set_participant_key(dave.clone(), 2, key(6));
+        assert!(keys.decryptor(&dave).expect("dave").open(MediaKind::Opus, &sealed_with(6, 2)).is_ok());
+        keys.set_own_key(5, key(8));
+        let mut e = keys.encryptor().expect("our key");
+        let sealed =
+            e.seal(FrameMeta { ssrc: 1, rtp_timestamp: 2, kind: MediaKind::Opus }, &[0xf8, 1, 2]).expect("seal");
+        let mut d = FrameDecryptor::new();
+        d.set_key(5, key(8));
+        assert!(d.open(MediaKind::Opus, &sealed).is_ok());
     }
 
     #[test]

@@ -179,7 +179,9 @@ struct Outgoing {
 /// One participant's media we receive on a peer.
 struct Remote {
     participant: ParticipantId,
-    subscriber: Arc<Subscriber>,
+    /// The receive-only connection; `None` when the media comes on our
+    /// sending connection (a peer-to-peer call).
+    subscriber: Option<Arc<Subscriber>>,
     counters: Arc<ParticipantCounters>,
     /// New keys for the opening task.
     keys: mpsc::UnboundedSender<(u8, KeyMaterial)>,
@@ -190,6 +192,8 @@ struct Remote {
 struct Meeting<'a> {
     settings: &'a MeetingSettings,
     keys: KeyProvider,
+    /// Video's and audio's sealers (their counters are separate).
+    sealers: [Sealer; 2],
     inputs: mpsc::Sender<Input>,
     conn_tx: mpsc::UnboundedSender<ConnectionEvent>,
     feedback_tx: mpsc::UnboundedSender<PublisherFeedback>,
@@ -218,7 +222,7 @@ pub async fn run(
     mut control: mpsc::Receiver<Control>,
     events: mpsc::UnboundedSender<MeetingEvent>,
 ) -> Result<ConnectorState> {
-    let keys = KeyProvider::new(link.key().cloned());
+    let keys = if link.keys_exchanged() { KeyProvider::exchanged() } else { KeyProvider::new(link.key().cloned()) };
     tracing::info!(link = %link, codec = ?settings.codec, encrypted = keys.encrypted(), "joining");
     if !keys.encrypted() {
         tracing::warn!("this meeting is NOT end-to-end encrypted: the link has no key and the room allows that");
@@ -241,9 +245,10 @@ pub async fn run(
     let status = Arc::new(Status::default());
     let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(64);
     let ssrcs = (rand_u32(), rand_u32());
+    let sealers = [Sealer::new(&keys), Sealer::new(&keys)];
     let media =
-        start_video(&settings, keys.encryptor(), ssrcs.0, out_tx.clone(), Arc::clone(&status)).and_then(|video| {
-            let audio = start_audio(&settings, keys.encryptor(), ssrcs.1, out_tx, Arc::clone(&status), muted)?;
+        start_video(&settings, sealers[0].clone(), ssrcs.0, out_tx.clone(), Arc::clone(&status)).and_then(|video| {
+            let audio = start_audio(&settings, sealers[1].clone(), ssrcs.1, out_tx, Arc::clone(&status), muted)?;
             Ok((video, audio))
         });
     let (mut video, _audio) = match media {
@@ -259,6 +264,7 @@ pub async fn run(
     let mut m = Meeting {
         settings: &settings,
         keys,
+        sealers,
         inputs: inputs.clone(),
         conn_tx,
         feedback_tx,
@@ -348,7 +354,9 @@ pub async fn run(
 
     for (_, remote) in std::mem::take(&mut m.remotes) {
         remote.task.abort();
-        remote.subscriber.close().await;
+        if let Some(s) = remote.subscriber {
+            s.close().await;
+        }
     }
     if let Some((_, p)) = m.publisher.take() {
         p.close().await;
@@ -380,8 +388,9 @@ impl Meeting<'_> {
                     (Direction::Receive, Some(participant), Some(offer)) => {
                         self.open_receiver(peer.clone(), participant, offer).await
                     }
-                    (Direction::SendReceive, _, _) => Err(anyhow::anyhow!(
-                        "peer-to-peer media (Jitsi Meet's P2P mode) is not built into the meeting engine yet"
+                    (Direction::SendReceive, Some(participant), None) => self.open_p2p(peer.clone(), participant).await,
+                    (Direction::SendReceive, _, Some(_)) => Err(anyhow::anyhow!(
+                        "answering another side's peer-to-peer offer is not built yet (the room offers instead)"
                     )),
                     (direction, _, _) => Err(anyhow::anyhow!("a {direction:?} peer of this shape is not supported")),
                 };
@@ -402,10 +411,31 @@ impl Meeting<'_> {
                     Err(e) => self.peer_failed(peer, format!("{e:#}")).await,
                 }
             }
-            Event::RemoteCandidate { peer, .. } => {
-                // Every candidate of ours is in our description and the
-                // servers we meet put theirs in theirs (no trickle yet).
-                tracing::debug!(%peer, "remote candidate ignored");
+            Event::RemoteCandidate { peer, candidate } => {
+                // SFUs put theirs in their description; a peer-to-peer
+                // call's answerer trickles them. Ours are all in our description.
+                let Some(candidate) = candidate else { return };
+                match &self.publisher {
+                    Some((id, p)) if *id == peer => {
+                        if let Err(e) = p.add_remote_candidate(candidate.candidate, candidate.sdp_mid).await {
+                            tracing::warn!(%peer, error = format!("{e:#}"), "remote candidate refused");
+                        }
+                    }
+                    _ => tracing::debug!(%peer, "remote candidate for no connection of ours"),
+                }
+            }
+            Event::LocalKey { key_index, material } => {
+                tracing::info!(key_index, "our frame key (exchanged)");
+                for sealer in &self.sealers {
+                    sealer.set_key(key_index, material.clone());
+                }
+                self.keys.set_own_key(key_index, material);
+            }
+            Event::ParticipantRefused { participant, reason } => {
+                tracing::warn!(%participant, reason, "no media with this participant");
+            }
+            Event::Verification { participant, state } => {
+                tracing::info!(%participant, ?state, "verification");
             }
             Event::ClosePeer { peer } => self.close_peer(&peer).await,
             Event::ParticipantJoined { participant, display: name } => {
@@ -444,6 +474,7 @@ impl Meeting<'_> {
             self.conn_tx.clone(),
             self.feedback_tx.clone(),
             Arc::clone(&self.status.transport),
+            None,
         )
         .await
         .context("publisher connection")?;
@@ -484,7 +515,8 @@ impl Meeting<'_> {
         .await;
         match answered {
             Ok((subscriber, answer)) => {
-                let remote = Remote { participant, subscriber: Arc::new(subscriber), counters, keys: keys_tx, task };
+                let remote =
+                    Remote { participant, subscriber: Some(Arc::new(subscriber)), counters, keys: keys_tx, task };
                 self.remotes.insert(peer, remote);
                 Ok(answer)
             }
@@ -492,6 +524,60 @@ impl Meeting<'_> {
                 task.abort();
                 let _ = self.receive.lock().unwrap_or_else(PoisonError::into_inner).remove_participant(&participant.0);
                 Err(e.context("subscriber connection"))
+            }
+        }
+    }
+
+    /// A peer-to-peer call with `participant`: our sending connection also
+    /// receives their media. Returns our offer.
+    async fn open_p2p(&mut self, peer: PeerId, participant: ParticipantId) -> Result<String> {
+        self.close_peer(&peer).await;
+        if let Some((_, old)) = self.publisher.take() {
+            old.close().await;
+        }
+        let name = self.names.get(&participant).cloned().unwrap_or_default();
+        tracing::info!(%peer, %participant, %name, "peer-to-peer call");
+        self.receive
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add_participant(&participant.0, &name, Some(self.settings.codec), true)
+            .with_context(|| format!("receive pipeline for {participant}"))?;
+        let (frames_tx, frames_rx) = mpsc::channel::<RemoteFrame>(128);
+        let (keys_tx, keys_rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(ParticipantCounters::new(participant.0.clone(), Some(name)));
+        let task = tokio::spawn(open_frames(
+            participant.clone(),
+            frames_rx,
+            keys_rx,
+            self.keys.decryptor(&participant),
+            Arc::clone(&self.receive),
+            Arc::clone(&counters),
+        ));
+        let built = Publisher::new(
+            peer.clone(),
+            self.settings.codec,
+            self.ssrcs,
+            self.conn_tx.clone(),
+            self.feedback_tx.clone(),
+            Arc::clone(&self.status.transport),
+            Some(frames_tx),
+        )
+        .await
+        .context("peer-to-peer connection");
+        let offered = match built {
+            Ok(p) => p.offer().await.context("peer-to-peer offer").map(|sdp| (p, sdp)),
+            Err(e) => Err(e),
+        };
+        match offered {
+            Ok((p, sdp)) => {
+                self.publisher = Some((peer.clone(), Arc::new(p)));
+                self.remotes.insert(peer, Remote { participant, subscriber: None, counters, keys: keys_tx, task });
+                Ok(sdp)
+            }
+            Err(e) => {
+                task.abort();
+                let _ = self.receive.lock().unwrap_or_else(PoisonError::into_inner).remove_participant(&participant.0);
+                Err(e)
             }
         }
     }
@@ -504,7 +590,9 @@ impl Meeting<'_> {
         }
         if let Some(old) = self.remotes.remove(peer) {
             old.task.abort();
-            old.subscriber.close().await;
+            if let Some(s) = old.subscriber {
+                s.close().await;
+            }
             let still_received = self.remotes.values().any(|r| r.participant == old.participant);
             if !still_received {
                 let _ =
@@ -531,7 +619,11 @@ impl Meeting<'_> {
             self.status.rtt_us.store(micros(p.link_stats().await.rtt_ms), Ordering::Relaxed);
         }
         for remote in self.remotes.values() {
-            let stats = remote.subscriber.link_stats().await;
+            let stats = match (&remote.subscriber, &self.publisher) {
+                (Some(s), _) => s.link_stats().await,
+                (None, Some((_, p))) => p.link_stats().await,
+                (None, None) => continue,
+            };
             remote.counters.packets_received.store(stats.packets_received, Ordering::Relaxed);
             remote.counters.packets_lost.store(stats.packets_lost, Ordering::Relaxed);
             remote.counters.rtt_us.store(micros(stats.rtt_ms), Ordering::Relaxed);
@@ -640,7 +732,7 @@ async fn open_frames(
 
 fn start_video(
     settings: &MeetingSettings,
-    encryptor: Option<FrameEncryptor>,
+    sealer: Sealer,
     ssrc: u32,
     out: mpsc::Sender<Outgoing>,
     status: Arc<Status>,
@@ -651,7 +743,6 @@ fn start_video(
         VideoSource::Camera { device: PathBuf::from(&settings.video) }
     };
     let mode = settings.mode;
-    let mut encryptor = encryptor;
     let send_settings = VideoSendSettings::new(source, settings.codec, mode);
     let frame_time = Duration::from_millis(1000 / u64::from(mode.framerate.max(1)));
     let sender = VideoSender::start(send_settings, move |frame: EncodedFrame| {
@@ -663,9 +754,10 @@ fn start_video(
             }
         };
         let rtp_timestamp = frame.pts.map(|p| (p.as_micros() * 9 / 100) as u32).unwrap_or(0);
-        let sealed = match &mut encryptor {
-            Some(e) => e.seal(FrameMeta { ssrc, rtp_timestamp, kind }, &payload),
-            None => Ok(payload),
+        let Some(sealed) = sealer.seal(FrameMeta { ssrc, rtp_timestamp, kind }, payload) else {
+            // Keys are exchanged and ours is not known yet: nothing goes out.
+            status.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
         };
         match sealed {
             Ok(sealed) => {
@@ -685,7 +777,7 @@ fn start_video(
 
 fn start_audio(
     settings: &MeetingSettings,
-    encryptor: Option<FrameEncryptor>,
+    sealer: Sealer,
     ssrc: u32,
     out: mpsc::Sender<Outgoing>,
     status: Arc<Status>,
@@ -696,7 +788,6 @@ fn start_audio(
     } else {
         AudioSource::Microphone { device: settings.audio.clone() }
     };
-    let mut encryptor = encryptor;
     let mut send_settings = AudioSendSettings::new(source);
     // The echo canceller needs a speaker to cancel; without one it only costs CPU.
     send_settings.echo_cancel = !matches!(settings.receive.speaker, cloakroom_media::receive::AudioOutput::Discard);
@@ -704,9 +795,10 @@ fn start_audio(
         let rtp_timestamp = frame.pts.map(|p| (p.as_micros() * 48 / 1000) as u32).unwrap_or(0);
         // Muted: the microphone's packet is dropped here, before sealing; silence goes instead.
         let payload: &[u8] = if muted.load(Ordering::Relaxed) { &OPUS_SILENCE } else { &frame.data };
-        let sealed = match &mut encryptor {
-            Some(e) => e.seal(FrameMeta { ssrc, rtp_timestamp, kind: MediaKind::Opus }, payload),
-            None => Ok(payload.to_vec()),
+        let Some(sealed) = sealer.seal(FrameMeta { ssrc, rtp_timestamp, kind: MediaKind::Opus }, payload.to_vec())
+        else {
+            status.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
         };
         match sealed {
             Ok(sealed) => {
@@ -719,6 +811,39 @@ fn start_audio(
         }
     })
     .with_context(|| format!("start the audio sender ({})", settings.audio))
+}
+
+/// Seals our frames for one medium, shared with its GStreamer thread: the
+/// link's key from the start, or (keys exchanged in the meeting) the key
+/// the connector gives, which may change while the meeting runs.
+#[derive(Clone)]
+struct Sealer {
+    encryptor: Arc<Mutex<Option<FrameEncryptor>>>,
+    /// Frames must be sealed: without a key they are dropped, never sent clear.
+    required: bool,
+}
+
+impl Sealer {
+    fn new(keys: &KeyProvider) -> Self {
+        Self { encryptor: Arc::new(Mutex::new(keys.encryptor())), required: keys.encrypted() }
+    }
+
+    /// The frame to send: sealed, clear (a meeting without encryption), or
+    /// `None` (encryption required, no key yet).
+    fn seal(&self, meta: FrameMeta, payload: Vec<u8>) -> Option<Result<Vec<u8>, cloakroom_frame::FrameError>> {
+        let mut guard = self.encryptor.lock().unwrap_or_else(PoisonError::into_inner);
+        match guard.as_mut() {
+            Some(e) => Some(e.seal(meta, &payload)),
+            None if self.required => None,
+            None => Some(Ok(payload)),
+        }
+    }
+
+    /// Our key from now on (a new index, or a ratchet at the same one).
+    fn set_key(&self, index: u8, material: KeyMaterial) {
+        let mut guard = self.encryptor.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.get_or_insert_with(FrameEncryptor::with_random_counters).set_key(index, material);
+    }
 }
 
 fn rand_u32() -> u32 {

@@ -217,7 +217,8 @@ pub struct Publisher {
 
 impl Publisher {
     /// Builds the connection and its two send-only tracks; feedback (PLI,
-    /// FIR, REMB) goes to `feedback`.
+    /// FIR, REMB) goes to `feedback`. With `receive`, the tracks send and
+    /// receive (a peer-to-peer call): the other side's frames go there.
     pub async fn new(
         peer: PeerId,
         codec: Codec,
@@ -225,21 +226,30 @@ impl Publisher {
         events: mpsc::UnboundedSender<ConnectionEvent>,
         feedback: mpsc::UnboundedSender<PublisherFeedback>,
         counters: Arc<TransportCounters>,
+        receive: Option<mpsc::Sender<RemoteFrame>>,
     ) -> Result<Self> {
         let (gathering_tx, gathering_rx) = watch::channel(false);
         let connected = Arc::new(AtomicBool::new(false));
-        let handler =
-            Handler { peer, connected: Arc::clone(&connected), gathering: gathering_tx, events, tracks: None };
+        let direction =
+            if receive.is_some() { RTCRtpTransceiverDirection::Sendrecv } else { RTCRtpTransceiverDirection::Sendonly };
+        let tracks = receive.map(|frames| {
+            let (tracks_tx, mut tracks_rx) = mpsc::unbounded_channel::<Arc<dyn TrackRemote>>();
+            let counters = Arc::clone(&counters);
+            tokio::spawn(async move {
+                while let Some(track) = tracks_rx.recv().await {
+                    tokio::spawn(read_track(track, frames.clone(), Arc::clone(&counters)));
+                }
+            });
+            tracks_tx
+        });
+        let handler = Handler { peer, connected: Arc::clone(&connected), gathering: gathering_tx, events, tracks };
         let pc = build_connection(codec, handler).await?;
         let video_codec = video_parameters(codec).ok_or_else(|| anyhow!("{codec:?} is not a video codec"))?.rtp_codec;
         let video = Arc::new(local_track("video", RtpCodecKind::Video, video_codec, video_ssrc)?);
         let audio = Arc::new(local_track("audio", RtpCodecKind::Audio, opus_parameters().rtp_codec, audio_ssrc)?);
         for track in [&video, &audio] {
-            let init = RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec!["cloakroom".to_owned()],
-                send_encodings: vec![],
-            };
+            let init =
+                RTCRtpTransceiverInit { direction, streams: vec!["cloakroom".to_owned()], send_encodings: vec![] };
             pc.add_transceiver_from_track(Arc::clone(track) as Arc<dyn TrackLocal>, Some(init))
                 .await
                 .context("add track")?;
@@ -337,6 +347,13 @@ impl Publisher {
                 Err(e.into())
             }
         }
+    }
+
+    /// A candidate of the other side, trickled after its description (a
+    /// peer-to-peer call's answerer sends them one by one).
+    pub async fn add_remote_candidate(&self, candidate: String, sdp_mid: Option<String>) -> Result<()> {
+        let init = rtc::peer_connection::transport::RTCIceCandidateInit { candidate, sdp_mid, ..Default::default() };
+        self.pc.add_ice_candidate(init).await.context("add remote candidate")
     }
 
     pub async fn close(&self) {
@@ -624,10 +641,13 @@ mod tests {
         }
     }
 
-    async fn round_trip(codec: Codec) {
+    /// Frames from a publisher to a subscriber; `p2p`: the publisher's
+    /// connection receives too (a peer-to-peer call's shape).
+    async fn round_trip(codec: Codec, p2p: bool) {
         let counters = Arc::new(TransportCounters::default());
         let (events, _events_rx) = mpsc::unbounded_channel();
         let (feedback, _feedback_rx) = mpsc::unbounded_channel();
+        let (back_tx, _back_rx) = mpsc::channel(16);
         let publisher = Publisher::new(
             PeerId("publisher".into()),
             codec,
@@ -635,10 +655,13 @@ mod tests {
             events.clone(),
             feedback,
             Arc::clone(&counters),
+            p2p.then_some(back_tx),
         )
         .await
         .expect("publisher");
         let offer = publisher.offer().await.expect("offer");
+        let direction = if p2p { "a=sendrecv" } else { "a=sendonly" };
+        assert_eq!(offer.lines().filter(|l| *l == direction).count(), 2, "{offer}");
         if !offer.contains("typ host") {
             eprintln!("no non-loopback interface here: skipped");
             return;
@@ -710,11 +733,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sealed_vp8_and_opus_frames_cross_a_peer_connection_byte_for_byte() {
-        round_trip(Codec::Vp8).await;
+        round_trip(Codec::Vp8, false).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sealed_h264_frames_cross_a_peer_connection_byte_for_byte() {
-        round_trip(Codec::H264).await;
+        round_trip(Codec::H264, false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_to_peer_connection_offers_both_ways_and_sends_the_same() {
+        round_trip(Codec::Vp8, true).await;
     }
 }

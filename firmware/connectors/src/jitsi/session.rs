@@ -949,7 +949,7 @@ impl JitsiSession {
         }
         let resource = resource.to_owned();
         let Some(json) = child_text(el, "json-message", ns::JITMEET) else { return };
-        if !self.occupants.get(&resource).is_some_and(|o| o.keys.is_some()) {
+        if self.occupants.get(&resource).is_none_or(|o| o.keys.is_none()) {
             return;
         }
         // A bad key message ends nothing: that participant's frames stay unopened until a good one.

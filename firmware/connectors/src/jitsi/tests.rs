@@ -585,8 +585,7 @@ fn two_rooms_exchange_their_media_keys_over_olm_through_the_chat() {
     let reflect = |p: &Element, from: &str| {
         let mut p = p.clone();
         p.attrs_mut().clear();
-        let xml = String::from(&p).replacen("<presence", &format!("<presence from=\"{ROOM}/{from}\""), 1);
-        xml
+        String::from(&p).replacen("<presence", &format!("<presence from=\"{ROOM}/{from}\""), 1)
     };
     let (mut a_seen, mut b_seen) = (a.sent.len(), b.sent.len());
     a.recv(&reflect(&b_presence, "f00dbabe"));
