@@ -150,6 +150,9 @@ pub enum SessionState {
     AwaitingSessionInit,
     /// Our session-init is out (attempt n).
     SessionInitSent { attempt: u32 },
+    /// We initiate and have no session: it was dropped (E2EE turned off).
+    /// A new presence report starts again.
+    NoSession,
     /// Our session-inits went unanswered; a new presence report starts again.
     SessionInitFailed,
     /// The Olm session exists.
@@ -487,7 +490,11 @@ impl JitsiE2ee {
         } else if p.pending_init.is_some() {
             SessionState::SessionInitSent { attempt: p.init_attempts }
         } else if self.initiates_with(id) {
-            SessionState::SessionInitFailed
+            if p.init_attempts >= SESSION_INIT_ATTEMPTS {
+                SessionState::SessionInitFailed
+            } else {
+                SessionState::NoSession
+            }
         } else {
             SessionState::AwaitingSessionInit
         })
@@ -707,9 +714,13 @@ impl JitsiE2ee {
                 waiting.insert(uuid);
             }
         }
-        // A newer key replaces one still waiting: only the newest gets used.
-        self.rotation = Some(waiting);
-        self.rotation_acknowledged("");
+        if waiting.is_empty() {
+            self.rotation = None;
+            self.emit_own_key();
+        } else {
+            // A newer key replaces one still waiting: only the newest gets used.
+            self.rotation = Some(waiting);
+        }
     }
 
     /// One request of the pending rotation settled; uses the new key once none is left.
@@ -873,6 +884,7 @@ impl JitsiE2ee {
         let Some(p) = self.participants.get_mut(id) else { return };
         p.session = None;
         p.pending_init = None;
+        p.init_attempts = 0;
         p.last_key = None;
         let had_sas = p.sas.take().is_some();
         let uuids: Vec<String> =

@@ -259,7 +259,7 @@ fn a_participant_turning_e2ee_off_and_on_gets_a_new_session() {
     // b turns E2EE off and on again: a fresh b (new account) in the same seat.
     let now = net.now;
     net.peer("a").participant_disabled_e2ee(now, "b");
-    assert_eq!(net.peers["a"].session_state("b"), Some(SessionState::SessionInitFailed));
+    assert_eq!(net.peers["a"].session_state("b"), Some(SessionState::NoSession));
     let fresh_b = JitsiE2ee::new("b");
     let keys = fresh_b.identity_keys();
     net.peers.insert("b".into(), fresh_b);
