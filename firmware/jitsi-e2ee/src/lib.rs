@@ -133,6 +133,10 @@ pub enum E2eeOutput {
     /// Send as a private MUC message to occupant `to`, inside `<json-message xmlns='http://jitsi.org/jitmeet'>`.
     Send { to: String, json: String },
     /// Seal our own frames with this key (at this JFrame key index) from now on.
+    ///
+    /// `material` is the raw 32-byte key lib-jitsi-meet sends in key-info, as
+    /// `cloakroom_frame::jitsi::JitsiKey::new` expects it; the index is lib-jitsi-meet's
+    /// key index modulo 16, as in its frame trailer (evidence in [`media_key`]).
     OwnKey { index: u8, material: KeyMaterial },
     /// Open `participant`'s frames with this key at this index.
     ParticipantKey { participant: String, index: u8, material: KeyMaterial },

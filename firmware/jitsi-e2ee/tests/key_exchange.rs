@@ -321,3 +321,20 @@ fn the_first_own_key_is_index_zero_and_identity_keys_look_like_presence() {
     assert!(a.poll_problem().is_none());
     assert_eq!(a.session_state("4a8a99a2"), Some(SessionState::AwaitingSessionInit), "\"4a8a99a2\" < \"a\"");
 }
+
+#[test]
+fn debug_output_shows_no_key_material() {
+    let mut net = Net::new();
+    net.join("a");
+    net.join("b");
+    net.run();
+    let (index, material) = net.last_participant_key("b", "a").expect("a key");
+    let shown = format!(
+        "{:?} {:?}",
+        cloakroom_jitsi_e2ee::E2eeOutput::ParticipantKey { participant: "a".into(), index, material: material.clone() },
+        cloakroom_jitsi_e2ee::E2eeOutput::OwnKey { index, material },
+    );
+    assert_eq!(shown.matches("KeyMaterial([redacted])").count(), 2, "{shown}");
+    let state = format!("{:?}", net.peers["a"]);
+    assert!(state.starts_with("JitsiE2ee {") && !state.contains("own_key") && !state.contains("session"), "{state}");
+}
