@@ -309,7 +309,9 @@ impl JitsiE2ee {
 
     /// The participant left the conference: its session is dropped and, 5 s
     /// after the last leave, our key is replaced with a new one (index + 1)
-    /// sent to everyone remaining.
+    /// sent to everyone remaining. A participant never reported by
+    /// [`Self::participant_joined`] never had our key: nothing happens (where
+    /// lib-jitsi-meet rotates on any leave).
     pub fn participant_left(&mut self, now: Instant, id: &str) {
         if !self.participants.contains_key(id) {
             return;

@@ -338,3 +338,11 @@ fn debug_output_shows_no_key_material() {
     let state = format!("{:?}", net.peers["a"]);
     assert!(state.starts_with("JitsiE2ee {") && !state.contains("own_key") && !state.contains("session"), "{state}");
 }
+
+#[test]
+fn the_state_machine_can_move_between_threads() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<JitsiE2ee>();
+    send_and_sync::<cloakroom_jitsi_e2ee::E2eeOutput>();
+    send_and_sync::<E2eeError>();
+}
