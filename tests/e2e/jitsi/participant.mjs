@@ -444,4 +444,6 @@ function withTimeout(promise, ms, what) {
 window.jitsiTest = {
   start, stats, motion, startP2P, stopP2P, startVerification, confirmVerification, receivedKey, forceKeyFor, leave,
   version: JM?.version ?? null,
+  /** lib-jitsi-meet's JitsiConference, for experiments by hand; tests use the functions above. */
+  conference: () => state.conf,
 };
