@@ -9,7 +9,9 @@
 //! is `reconnecting`: the room tries again by itself after a back-off of
 //! 1 s, doubling per failure in a row up to 60 s, and back to 1 s only once
 //! a meeting has stayed up for a minute ([`GOOD_MEETING`]). It keeps trying
-//! until it is asked to leave. A failure retrying cannot fix (no such room,
+//! until it is asked to leave. A meeting whose media connection is
+//! interrupted but still held ([`Input::ConnectionInterrupted`]) is shown as
+//! `reconnecting` too, with no try counted. A failure retrying cannot fix (no such room,
 //! a link no connector takes) is `error` and is not retried. The status
 //! carries the failures in a row, the time to the next try and the last
 //! failure's whole cause, for the page, the room screen and the logs.
@@ -59,6 +61,13 @@ pub enum Input {
     JoinFailed(String),
     /// The meeting was lost (server gone, ICE failed).
     Disconnected(String),
+    /// The meeting's media connection is interrupted (ICE disconnected:
+    /// the link is down or the server unreachable) while the meeting is
+    /// still held, waiting to see whether it comes back: shown as
+    /// `reconnecting` with this cause, not left.
+    ConnectionInterrupted(String),
+    /// The media connection is back after [`Input::ConnectionInterrupted`].
+    ConnectionRestored,
     /// Joining failed in a way retrying cannot fix (the room does not
     /// exist): shown as an error, not retried.
     GaveUp(String),
@@ -182,6 +191,8 @@ impl Status {
             (RoomState::Reconnecting, Some(ms)) => {
                 Some(format!("Reconnecting: try {next} in {} s\n{cause}", ms.div_ceil(1000)))
             }
+            // A held meeting whose connection is interrupted has no tries to count.
+            (RoomState::Reconnecting, None) if self.attempts == 0 => Some(format!("Reconnecting…\n{cause}")),
             (RoomState::Reconnecting, None) => Some(format!("Reconnecting: try {next}…\n{cause}")),
             (RoomState::Error, _) => Some(format!("Not joined (not retried)\n{cause}")),
             _ => None,
@@ -218,6 +229,8 @@ pub struct Supervisor {
     devices: serde_json::Value,
     media: MediaStats,
     error: Option<String>,
+    /// Why the meeting's media connection is interrupted, while it is.
+    interrupted: Option<String>,
     attempts: u32,
     /// Joins asked for since start: the current meeting's number.
     meetings: u64,
@@ -243,6 +256,7 @@ impl Supervisor {
             devices: serde_json::Value::Null,
             media: MediaStats::default(),
             error: None,
+            interrupted: None,
             attempts: 0,
             meetings: 0,
             now: None,
@@ -286,6 +300,12 @@ impl Supervisor {
                     self.state = State::Error { retry_at: None };
                 }
             }
+            Input::ConnectionInterrupted(reason) => {
+                if matches!(self.state, State::InMeeting { .. }) {
+                    self.interrupted = Some(reason);
+                }
+            }
+            Input::ConnectionRestored => self.interrupted = None,
             Input::Encryption { verification } => {
                 if matches!(self.state, State::InMeeting { .. } | State::Joining { .. }) {
                     self.verification = verification;
@@ -341,6 +361,7 @@ impl Supervisor {
             // Trying again after a failure is still reconnecting, not a first join.
             State::Joining { .. } if self.attempts > 0 => RoomState::Reconnecting,
             State::Joining { .. } => RoomState::Joining,
+            State::InMeeting { .. } if self.interrupted.is_some() => RoomState::Reconnecting,
             State::InMeeting { .. } => RoomState::InMeeting,
             State::Leaving { .. } => RoomState::Leaving,
             State::Error { retry_at: Some(_) } => RoomState::Reconnecting,
@@ -352,6 +373,7 @@ impl Supervisor {
             }
             _ => None,
         };
+        // An interrupted meeting is still the same encrypted meeting.
         let in_meeting = matches!(self.state, State::InMeeting { .. });
         Status {
             state,
@@ -364,7 +386,10 @@ impl Supervisor {
                 verification: self.verification.clone(),
             },
             media: self.media.clone(),
-            error: self.error.clone(),
+            error: match (&self.state, &self.interrupted) {
+                (State::InMeeting { .. }, Some(why)) => Some(why.clone()),
+                _ => self.error.clone(),
+            },
             attempts: self.attempts,
             retry_in_ms,
             meeting_id: (!matches!(self.state, State::Idle)).then_some(self.meetings),
@@ -388,6 +413,7 @@ impl Supervisor {
 
     fn start_join(&mut self, now: Instant, link: MeetingLink) {
         self.verification = None;
+        self.interrupted = None;
         self.link = Some(link.clone());
         let deadline = now + JOIN_TIMEOUT;
         self.state = State::Joining { deadline };
@@ -423,6 +449,7 @@ impl Supervisor {
             }
         }
         self.attempts = self.attempts.saturating_add(1);
+        self.interrupted = None;
         let retry_at = now + backoff(self.attempts);
         self.error = Some(reason);
         self.participants.clear();
@@ -435,6 +462,7 @@ impl Supervisor {
     fn become_idle(&mut self) {
         self.state = State::Idle;
         self.error = None;
+        self.interrupted = None;
         self.attempts = 0;
         self.link = None;
         self.verification = None;
@@ -781,7 +809,10 @@ mod tests {
         drain(&mut s);
         let at = fail_at(&mut s, t0, Input::Disconnected("server gone: websocket closed (1006)".into()));
         s.handle_input(t0, Input::JoinFailed("connect: connection refused".into()));
-        assert_eq!(s.status().problem().as_deref(), Some("Reconnecting: try 2 in 1 s\nserver gone: websocket closed (1006)"));
+        assert_eq!(
+            s.status().problem().as_deref(),
+            Some("Reconnecting: try 2 in 1 s\nserver gone: websocket closed (1006)")
+        );
         retry_at(&mut s, at);
         assert_eq!(s.status().problem().as_deref(), Some("Reconnecting: try 2…\nserver gone: websocket closed (1006)"));
         let at = fail_at(&mut s, at, Input::JoinFailed("connect: connection refused".into()));
@@ -790,6 +821,46 @@ mod tests {
         retry_at(&mut s, at);
         s.handle_input(at, Input::GaveUp("no such room: 1234".into()));
         assert_eq!(s.status().problem().as_deref(), Some("Not joined (not retried)\nno such room: 1234"));
+    }
+
+    #[test]
+    fn an_interrupted_connection_is_reconnecting_until_it_is_back_or_lost() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::ConnectionInterrupted("too early".into()));
+        assert_eq!(s.status().state, RoomState::Idle, "nothing to interrupt");
+        s.handle_input(t0, Input::Join(link()));
+        s.handle_input(t0, Input::Joined);
+        s.handle_input(t0, Input::Encryption { verification: Some("123".into()) });
+        drain(&mut s);
+        // The link goes down: the meeting is held, the page and screen say reconnecting and why.
+        s.handle_input(
+            t0 + Duration::from_secs(10),
+            Input::ConnectionInterrupted("publisher: ICE disconnected".into()),
+        );
+        let st = s.status();
+        assert_eq!(
+            (st.state, st.error.as_deref(), st.retry_in_ms, st.attempts),
+            (RoomState::Reconnecting, Some("publisher: ICE disconnected"), None, 0)
+        );
+        assert!(st.encryption.encrypted, "still the same encrypted meeting");
+        assert_eq!(st.problem().as_deref(), Some("Reconnecting…\npublisher: ICE disconnected"));
+        assert!(drain(&mut s).is_empty(), "nothing is left or retried while the connection may come back");
+        // It comes back.
+        s.handle_input(t0 + Duration::from_secs(25), Input::ConnectionRestored);
+        let st = s.status();
+        assert_eq!((st.state, st.error), (RoomState::InMeeting, None));
+        // Interrupted again, and this time the meeting is lost: the usual back-off.
+        s.handle_input(
+            t0 + Duration::from_secs(30),
+            Input::ConnectionInterrupted("publisher: ICE disconnected".into()),
+        );
+        let at = fail_at(&mut s, t0 + Duration::from_secs(40), Input::Disconnected("ICE failed".into()));
+        assert_eq!(at - (t0 + Duration::from_secs(40)), Duration::from_secs(1));
+        assert_eq!(s.status().error.as_deref(), Some("ICE failed"), "the loss's cause, not the old interruption");
+        retry_at(&mut s, at);
+        s.handle_input(at, Input::Joined);
+        assert_eq!(s.status().state, RoomState::InMeeting, "a new meeting starts uninterrupted");
     }
 
     #[test]
