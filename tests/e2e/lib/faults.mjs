@@ -89,16 +89,6 @@ export function setLink(namespace, dev, up) {
   return Date.now();
 }
 
-/** Whether `host:port` accepts a TCP connection from `namespace` within `ms`. */
-export function reachableFrom(namespace, host, port, ms = 1000) {
-  try {
-    execFileSync('ip', ['netns', 'exec', namespace, 'timeout', String(ms / 1000), 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function canConnect(host, port) {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
