@@ -210,6 +210,12 @@ pub enum Event {
         participant: ParticipantId,
         reason: &'static str,
     },
+    /// Something went wrong that ends nothing (a participant's key message
+    /// that does not decrypt, a key exchange that timed out): for the log.
+    Problem {
+        participant: Option<ParticipantId>,
+        what: String,
+    },
     /// Progress of verifying who a participant is (Jitsi's SAS).
     Verification {
         participant: ParticipantId,

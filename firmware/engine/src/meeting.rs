@@ -434,6 +434,10 @@ impl Meeting<'_> {
             Event::ParticipantRefused { participant, reason } => {
                 tracing::warn!(%participant, reason, "no media with this participant");
             }
+            Event::Problem { participant, what } => match participant {
+                Some(participant) => tracing::warn!(%participant, problem = %what, "connector"),
+                None => tracing::warn!(problem = %what, "connector"),
+            },
             Event::Verification { participant, state } => {
                 tracing::info!(%participant, ?state, "verification");
             }

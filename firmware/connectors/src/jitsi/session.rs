@@ -674,6 +674,10 @@ impl JitsiSession {
         let e2ee = el
             .get_child("features", ns::CLIENT)
             .is_some_and(|f| kids(f, "feature", ns::CLIENT).any(|f| attr(f, "var") == ns::JITSI_E2EE_FEATURE));
+        // lib-jitsi-meet says when a participant turns its E2EE off.
+        let disabled =
+            child_text(el, "jitsi_participant_e2ee.enabled", ns::CLIENT).is_some_and(|t| t.trim() == "false");
+        let e2ee = e2ee && !disabled;
         let keys = match (
             child_text(el, "jitsi_participant_e2ee.idKey.curve25519", ns::CLIENT),
             child_text(el, "jitsi_participant_e2ee.idKey.ed25519", ns::CLIENT),
@@ -694,9 +698,8 @@ impl JitsiSession {
         });
         occupant.display = display.clone();
         let keys_new = keys.is_some() && occupant.keys != keys;
-        if keys.is_some() {
-            occupant.keys = keys.clone();
-        }
+        let keys_gone = keys.is_none() && occupant.keys.is_some();
+        occupant.keys = keys.clone();
         if service {
             return;
         }
@@ -705,6 +708,16 @@ impl JitsiSession {
         }
         if let (true, Some(keys)) = (keys_new, keys) {
             self.e2ee.participant_joined(now, &resource, keys);
+        }
+        if keys_gone {
+            self.e2ee.participant_disabled_e2ee(now, &resource);
+            if self.settings.require_e2ee && self.p2p.as_ref().is_some_and(|p| p.with == resource) {
+                self.terminate_p2p(now, "security-error", "end-to-end encryption was turned off");
+                self.event(Event::ParticipantRefused {
+                    participant: ParticipantId(resource.clone()),
+                    reason: "this participant turned end-to-end encryption off, which this room requires",
+                });
+            }
         }
         if new || keys_new {
             self.maybe_offer(now);
@@ -953,7 +966,12 @@ impl JitsiSession {
             return;
         }
         // A bad key message ends nothing: that participant's frames stay unopened until a good one.
-        let _ = self.e2ee.handle_message(now, &resource, &json);
+        if let Err(e) = self.e2ee.handle_message(now, &resource, &json) {
+            self.event(Event::Problem {
+                participant: Some(ParticipantId(resource)),
+                what: format!("key exchange: {e}"),
+            });
+        }
     }
 
     fn verify(&mut self, now: Instant, participant: &str, start: bool, confirm: Option<bool>) {
@@ -974,6 +992,9 @@ impl JitsiSession {
 
     /// Moves the key exchange's outputs into ours.
     fn drain_e2ee(&mut self) {
+        while let Some(problem) = self.e2ee.poll_problem() {
+            self.event(Event::Problem { participant: None, what: format!("key exchange: {problem}") });
+        }
         while let Some(out) = self.e2ee.poll_output() {
             match out {
                 E2eeOutput::Send { to, json } => {

@@ -661,3 +661,42 @@ fn a_peer_that_keeps_failing_fails_the_meeting_with_its_cause() {
     assert!(f.retryable);
     assert_eq!(f.error, ConnectorError::MediaFailed { reason: "ICE failed".into() });
 }
+
+#[test]
+fn a_participant_turning_e2ee_off_loses_the_peer_session_when_the_room_requires_it() {
+    let mut h = Harness::new(true);
+    h.join();
+    h.other_joins();
+    let peer = PeerId(format!("p2p-{OTHER}"));
+    assert!(h.take_events().iter().any(|e| matches!(e, Event::OpenPeer { peer: p, .. } if *p == peer)));
+    h.input(Input::LocalDescription { peer: peer.clone(), sdp: OUR_OFFER.into() }).expect("offer");
+    let off = fixture("presence-with-e2ee-props.xml")
+        .replace("probe58261@conference.meet.jitsi", ROOM)
+        .replace("<jitsi_participant_e2ee.enabled>true", "<jitsi_participant_e2ee.enabled>false");
+    h.recv(&off);
+    let events = h.take_events();
+    assert!(events.contains(&Event::ClosePeer { peer }), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::ParticipantRefused { .. })));
+    let terminate = h.last_sent().get_child("jingle", ns::JINGLE).expect("terminate");
+    assert_eq!(attr(terminate, "action"), "session-terminate");
+    // Nothing is offered again while their E2EE stays off.
+    h.advance(super::session::REOFFER_DELAY);
+    assert!(!h.take_events().iter().any(|e| matches!(e, Event::OpenPeer { .. })));
+}
+
+#[test]
+fn a_key_message_that_is_not_olm_is_reported_not_fatal() {
+    let mut h = Harness::new(true);
+    h.join();
+    h.other_joins();
+    h.take_events();
+    h.recv(&format!(
+        r#"<message xmlns="jabber:client" type="chat" from="{ROOM}/{OTHER}"><json-message xmlns="http://jitsi.org/jitmeet">{{"type":"olm","olm":{{"type":"key-info","data":{{"ciphertext":{{"type":1,"body":"AAAA"}},"uuid":"x"}}}}}}</json-message></message>"#
+    ));
+    let events = h.take_events();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Problem { participant: Some(p), .. } if p.0 == OTHER)),
+        "{events:?}"
+    );
+    assert_eq!(h.session.state(), &ConnectorState::InMeeting);
+}
