@@ -97,7 +97,7 @@ export async function openJitsiParticipant(browser, o) {
     },
     /** Wait until `id` is in the room (with E2EE on and an Olm session, when `e2ee`). */
     waitForParticipant(id, ms, { e2ee: wantE2ee = false } = {}) {
-      return h.waitFor((s) => s.participants.some((p) => p.id === id
+      return h.waitFor((s) => (!wantE2ee || s.e2eeReady) && s.participants.some((p) => p.id === id
         && (!wantE2ee || (p.e2eeEnabled && p.e2eeFeature && p.olmSession && p.keysReceived > 0)))
       , ms, `participant ${id}${wantE2ee ? ' with E2EE, an Olm session and its key' : ''}`);
     },

@@ -32,6 +32,7 @@ const state = {
   conn: null,
   conf: null,
   joined: false,
+  e2eeReady: false,
   connectionFailed: null,
   conferenceFailed: null,
   localTracks: [],
@@ -110,6 +111,12 @@ async function start(o) {
   if (e2ee) {
     if (!e2eeSupported) throw new Error('lib-jitsi-meet says E2EE is not supported here (Olm missing or no encoded transforms)');
     conf.toggleE2EE(true);
+    // Wait for lib-jitsi-meet to finish turning E2EE on (Olm loaded, own key
+    // set) before joining: the first time it is turned on it restarts the
+    // media sessions, which would end a P2P session offered in the meantime.
+    const enabling = conf._e2eEncryption?._keyHandler?._enabling;
+    if (enabling) await withTimeout(enabling.promise, timeoutMs, 'turning E2EE on (Olm)');
+    state.e2eeReady = true;
   }
   await withTimeout(new Promise((resolve, reject) => {
     conf.on(JM.events.conference.CONFERENCE_JOINED, () => resolve());
@@ -242,6 +249,7 @@ async function stats() {
     display: state.opts?.display ?? null,
     e2eeSupported: conf?.isE2EESupported() ?? false,
     e2eeEnabled: conf?.isE2EEEnabled() ?? false,
+    e2eeReady: state.e2eeReady,
     p2pActive: conf?.isP2PActive() ?? false,
     p2pEvents: state.p2pEvents.slice(),
     participants: [],
@@ -333,18 +341,33 @@ async function rtpStats(pc) {
   return out;
 }
 
-/** Sample `id`'s video (default: the first remote video) `samples` times; mean absolute pixel difference between consecutive samples. */
+/**
+ * Sample `id`'s video (default: the first remote video) `samples` times, each
+ * on a newly presented frame at least `intervalMs` after the last sample; mean
+ * absolute pixel difference between consecutive samples. `presented`: frames
+ * the element presented while sampling.
+ */
 async function motion(id = null, samples = 5, intervalMs = 300) {
   const r = id ? state.remote.get(id) : [...state.remote.values()].find((x) => x.video);
   const el = r?.video;
-  if (!el || !el.videoWidth) return { diffs: [], luma: [], reason: 'no remote video playing' };
+  if (!el || !el.videoWidth) return { diffs: [], luma: [], presented: 0, reason: 'no remote video playing' };
   const c = new OffscreenCanvas(160, 120);
   const g = c.getContext('2d', { willReadFrequently: true });
   const frames = [];
-  for (let i = 0; i < samples; i++) {
+  const p0 = r.presentedFrames;
+  const deadline = performance.now() + samples * intervalMs * 3 + 2000;
+  let last = -Infinity;
+  while (frames.length < samples && performance.now() < deadline) {
+    // The next presented frame (or a timeout, if none comes).
+    await new Promise((res) => {
+      const t = setTimeout(res, 1000);
+      el.requestVideoFrameCallback(() => { clearTimeout(t); res(); });
+    });
+    const now = performance.now();
+    if (now - last < intervalMs) continue;
+    last = now;
     g.drawImage(el, 0, 0, 160, 120);
     frames.push(g.getImageData(0, 0, 160, 120).data.slice());
-    await new Promise((res) => setTimeout(res, intervalMs));
   }
   const diffs = [];
   for (let i = 1; i < frames.length; i++) {
@@ -354,7 +377,7 @@ async function motion(id = null, samples = 5, intervalMs = 300) {
     diffs.push(sum / (a.length / 4) / 3);
   }
   const luma = frames.map((f) => { let s = 0; for (let j = 0; j < f.length; j += 4) s += f[j] + f[j + 1] + f[j + 2]; return s / (f.length / 4) / 3; });
-  return { diffs, luma };
+  return { diffs, luma, presented: r.presentedFrames - p0 };
 }
 
 // ---------------------------------------------------------------- actions
