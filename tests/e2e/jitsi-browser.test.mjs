@@ -156,7 +156,7 @@ test('the key B received from A over Olm opens A\'s frames while B is in the roo
   // B's key ring for A holds only that key now (and what the worker ratchets from it).
   await B.forceKeyFor(A.myId, leakedKey, leakedKey.index);
   await sleep(500);
-  const w = await decodeWindow(B, 2000);
+  const w = await decodeWindow(B, 3000);
   assert.ok(w.decoded >= 20, `with the key it received B decoded ${w.decoded} frames in ${w.seconds} s: ${brief(w.after)}`);
   t.diagnostic(`B, key index ${leakedKey.index} from A in every slot: ${w.decoded} frames in ${w.seconds.toFixed(1)} s`);
 }));
@@ -176,7 +176,6 @@ test('B leaves; C without E2EE gets A\'s media over P2P and decodes (almost) not
   await C.waitFor((s) => s.rtp.video.framesReceived >= 40, 15000, '40 received video frames of A');
   await sleep(2000);
   const s = await C.stats();
-  const m = await C.motion(A.myId, 3, 300);
   const v = s.rtp.video;
   const presented = s.remote[A.myId]?.presentedFrames ?? 0;
   const detail = `received ${v.framesReceived}, decoded ${v.framesDecoded}, presented ${presented}; ${brief(s)}`;
@@ -187,7 +186,7 @@ test('B leaves; C without E2EE gets A\'s media over P2P and decodes (almost) not
   assert.ok(presented <= 0.1 * v.framesReceived, `C presented too many: ${detail}`);
   const sA = await A.stats();
   assert.ok(sA.rtp.transforms.senders.every((x) => x.transform), `A sends without its E2EE transform: ${brief(sA)}`);
-  t.diagnostic(`C: received ${v.framesReceived}, decoded ${v.framesDecoded} (${v.keyFramesDecoded} key), presented ${presented}; motion ${JSON.stringify(m.diffs.map((d) => +d.toFixed(1)))}`);
+  t.diagnostic(`C: received ${v.framesReceived}, decoded ${v.framesDecoded} (${v.keyFramesDecoded} key), presented ${presented}`);
   await leave(C);
   cLeftAt = Date.now();
 }));
@@ -207,7 +206,7 @@ test('D joins with E2EE and decodes A; with the key B had, D decodes nothing A s
   // Control: D's own key, put in the same way, opens A's frames.
   await D.forceKeyFor(A.myId, own, own.index);
   await sleep(500);
-  const w1 = await decodeWindow(D, 2000);
+  const w1 = await decodeWindow(D, 3000);
   assert.ok(w1.decoded >= 20, `D with its own key decoded ${w1.decoded} frames in ${w1.seconds} s: ${brief(w1.after)}`);
   // The key B had (and its ratchets), at the index A's frames carry now.
   await D.forceKeyFor(A.myId, leakedKey, own.index);
@@ -216,6 +215,6 @@ test('D joins with E2EE and decodes A; with the key B had, D decodes nothing A s
   assert.ok(w2.decoded <= 2, `D decoded ${w2.decoded} frames of A with the key B had before leaving: ${brief(w2.after)}`);
   const rx = w2.after.rtp.video.packetsReceived - w2.before.rtp.video.packetsReceived;
   assert.ok(rx > 50, `A's video kept arriving at D (${rx} packets in ${w2.seconds} s)`);
-  t.diagnostic(`A's key index ${leakedKey.index} (B's) -> ${own.index} (D's); D with its own key ${w1.decoded} frames in 2 s, with B's ${w2.decoded} in 3 s (${rx} packets arrived)`);
+  t.diagnostic(`A's key index ${leakedKey.index} (B's) -> ${own.index} (D's); D with its own key ${w1.decoded} frames in 3 s, with B's ${w2.decoded} in 3 s (${rx} packets arrived)`);
   await leave(D);
 }));
