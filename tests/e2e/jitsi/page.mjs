@@ -82,7 +82,7 @@ export async function openJitsiParticipant(browser, o) {
     confirmVerification: (id, matches = true) => call(([i, m]) => window.jitsiTest.confirmVerification(i, m), [id, matches]),
     /** Opaque {keyB64, index} of the last key received from `id`; never print it. */
     receivedKey: (id) => call((i) => window.jitsiTest.receivedKey(i), id),
-    /** Put `key` (from receivedKey) in every slot of this page's key ring for `id`; `currentIndex`: the index `id`'s frames carry. */
+    /** Make `key` (from receivedKey) the only key this page holds for `id`, at `currentIndex` (the index `id`'s frames carry). */
     forceKeyFor: (id, key, currentIndex) => call(([i, k, n]) => window.jitsiTest.forceKeyFor(i, k, n), [id, key.keyB64, currentIndex]),
     /** Poll stats() until `pred` holds. */
     async waitFor(pred, ms, what) {

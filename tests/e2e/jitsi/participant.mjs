@@ -418,19 +418,22 @@ function receivedKey(id) {
 }
 
 /**
- * Replace this page's decryption key for `id` in every slot of its key ring,
- * whatever index a frame names. The slot `currentIndex` is written last: the
- * worker ratchets a key forward on a failed decryption only in its current
- * slot (lib-jitsi-meet's Context), so that is where frames are expected to
- * name; pass the index the sender's frames carry now.
+ * Make `key` the only decryption key this page holds for `id`: at
+ * `currentIndex` (the index `id`'s frames carry now), every other slot of the
+ * key ring emptied (frames naming another index are dropped). The worker
+ * ratchets a key forward on a failed decryption only in its current slot
+ * (lib-jitsi-meet's Context), and the slot set last becomes current: the empty
+ * slots are set first (synchronously in the worker), the key last (it is
+ * derived asynchronously), so the key's slot ends current whatever the timing.
  */
 function forceKeyFor(id, keyB64, currentIndex = 0) {
   const ctx = state.conf._e2eEncryption?._keyHandler?.e2eeCtx;
   if (!ctx) throw new Error('no E2EE context on this page');
   const key = Uint8Array.from(atob(keyB64), (ch) => ch.charCodeAt(0));
   const current = ((currentIndex % KEYRING_SIZE) + KEYRING_SIZE) % KEYRING_SIZE;
-  for (let i = 1; i <= KEYRING_SIZE; i++) ctx.setKey(id, key, (current + i) % KEYRING_SIZE);
-  note('decryption key for', id, 'replaced in all', KEYRING_SIZE, 'slots, current', current);
+  for (let i = 0; i < KEYRING_SIZE; i++) if (i !== current) ctx.setKey(id, false, i);
+  ctx.setKey(id, key, current);
+  note('decryption key for', id, 'replaced: the only one, at index', current);
 }
 
 async function leave() {
