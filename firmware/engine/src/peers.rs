@@ -155,9 +155,15 @@ impl PeerConnectionEventHandler for Handler {
 /// a network without a default route has none, and the `webrtc` crate then
 /// fails to build the connection at all. The SFU never sends `.local`
 /// candidates, so there the connection is built without mDNS instead.
-async fn build_connection(codec: Codec, handler: Handler) -> Result<Arc<dyn PeerConnection>> {
+///
+/// `rtx`: also offer RTX (RFC 4588) for the video codec. A peer-to-peer
+/// call does: lib-jitsi-meet's statistics and send-quality code read the
+/// video section's payload types as a list and break on a single one (seen:
+/// "mLine.payloads.split is not a function" on every stats round), and the
+/// other browser then has retransmission for its sends.
+async fn build_connection(codec: Codec, handler: Handler, rtx: bool) -> Result<Arc<dyn PeerConnection>> {
     let handler = Arc::new(handler);
-    let with_mdns = build_with_mdns(codec, Arc::clone(&handler), MulticastDnsMode::QueryOnly).await;
+    let with_mdns = build_with_mdns(codec, Arc::clone(&handler), MulticastDnsMode::QueryOnly, rtx).await;
     match with_mdns {
         Ok(pc) => Ok(pc),
         Err(e) => {
@@ -165,7 +171,7 @@ async fn build_connection(codec: Codec, handler: Handler) -> Result<Arc<dyn Peer
                 error = format!("{e:#}"),
                 "peer connection without mDNS (.local candidates will not resolve): no multicast route?"
             );
-            build_with_mdns(codec, handler, MulticastDnsMode::Disabled)
+            build_with_mdns(codec, handler, MulticastDnsMode::Disabled, rtx)
                 .await
                 .with_context(|| format!("also with mDNS: {e:#}"))
         }
@@ -176,10 +182,25 @@ async fn build_with_mdns(
     codec: Codec,
     handler: Arc<Handler>,
     mdns: MulticastDnsMode,
+    rtx: bool,
 ) -> Result<Arc<dyn PeerConnection>> {
     let video = video_parameters(codec).ok_or_else(|| anyhow!("{codec:?} is not a video codec"))?;
+    let video_pt = video.payload_type;
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(video, RtpCodecKind::Video).context("register video codec")?;
+    if rtx {
+        let rtx = RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={video_pt}"),
+                rtcp_feedback: vec![],
+            },
+            payload_type: video_pt + 1,
+        };
+        media_engine.register_codec(rtx, RtpCodecKind::Video).context("register rtx")?;
+    }
     media_engine.register_codec(opus_parameters(), RtpCodecKind::Audio).context("register opus")?;
     let registry = register_default_interceptors(Registry::new(), &mut media_engine).context("interceptors")?;
     let registry = registry.with(Slot::from(14_000), FeedbackToApplication::default());
@@ -242,8 +263,9 @@ impl Publisher {
             });
             tracks_tx
         });
+        let p2p = tracks.is_some();
         let handler = Handler { peer, connected: Arc::clone(&connected), gathering: gathering_tx, events, tracks };
-        let pc = build_connection(codec, handler).await?;
+        let pc = build_connection(codec, handler, p2p).await?;
         let video_codec = video_parameters(codec).ok_or_else(|| anyhow!("{codec:?} is not a video codec"))?.rtp_codec;
         let video = Arc::new(local_track("video", RtpCodecKind::Video, video_codec, video_ssrc)?);
         let audio = Arc::new(local_track("audio", RtpCodecKind::Audio, opus_parameters().rtp_codec, audio_ssrc)?);
@@ -420,7 +442,7 @@ impl Subscriber {
         let (tracks_tx, mut tracks_rx) = mpsc::unbounded_channel::<Arc<dyn TrackRemote>>();
         let connected = Arc::new(AtomicBool::new(false));
         let handler = Handler { peer, connected, gathering: gathering_tx, events, tracks: Some(tracks_tx) };
-        let pc = build_connection(codec, handler).await?;
+        let pc = build_connection(codec, handler, false).await?;
         tokio::spawn(async move {
             while let Some(track) = tracks_rx.recv().await {
                 tokio::spawn(read_track(track, frames.clone(), Arc::clone(&counters)));
@@ -662,6 +684,8 @@ mod tests {
         let offer = publisher.offer().await.expect("offer");
         let direction = if p2p { "a=sendrecv" } else { "a=sendonly" };
         assert_eq!(offer.lines().filter(|l| *l == direction).count(), 2, "{offer}");
+        // A P2P offer lists RTX beside the video codec (lib-jitsi-meet needs more than one).
+        assert_eq!(offer.contains(" rtx/90000"), p2p, "{offer}");
         if !offer.contains("typ host") {
             eprintln!("no non-loopback interface here: skipped");
             return;

@@ -674,10 +674,11 @@ impl JitsiSession {
         let e2ee = el
             .get_child("features", ns::CLIENT)
             .is_some_and(|f| kids(f, "feature", ns::CLIENT).any(|f| attr(f, "var") == ns::JITSI_E2EE_FEATURE));
-        // lib-jitsi-meet says when a participant turns its E2EE off.
-        let disabled =
-            child_text(el, "jitsi_participant_e2ee.enabled", ns::CLIENT).is_some_and(|t| t.trim() == "false");
-        let e2ee = e2ee && !disabled;
+        // lib-jitsi-meet puts its identity keys in presence whether or not
+        // its E2EE is on; `jitsi_participant_e2ee.enabled` says whether it is
+        // (and lib-jitsi-meet starts Olm only with participants where it is).
+        let enabled = child_text(el, "jitsi_participant_e2ee.enabled", ns::CLIENT).is_some_and(|t| t.trim() == "true");
+        let e2ee = e2ee && enabled;
         let keys = match (
             child_text(el, "jitsi_participant_e2ee.idKey.curve25519", ns::CLIENT),
             child_text(el, "jitsi_participant_e2ee.idKey.ed25519", ns::CLIENT),

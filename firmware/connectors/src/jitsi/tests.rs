@@ -700,3 +700,20 @@ fn a_key_message_that_is_not_olm_is_reported_not_fatal() {
     );
     assert_eq!(h.session.state(), &ConnectorState::InMeeting);
 }
+
+#[test]
+fn identity_keys_without_e2ee_enabled_do_not_make_an_e2ee_participant() {
+    // lib-jitsi-meet with E2EE off still publishes its keys and the feature (seen
+    // in the end-to-end test: the room offered P2P to a page without E2EE).
+    let mut h = Harness::new(true);
+    h.join();
+    h.take_events();
+    let never_enabled = fixture("presence-with-e2ee-props.xml")
+        .replace("probe58261@conference.meet.jitsi", ROOM)
+        .replace("<jitsi_participant_e2ee.enabled>true</jitsi_participant_e2ee.enabled>", "");
+    h.recv(&never_enabled);
+    let events = h.take_events();
+    assert!(!events.iter().any(|e| matches!(e, Event::OpenPeer { .. })), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::ParticipantRefused { .. })), "{events:?}");
+    assert!(!h.sent.iter().any(|m| m.is("message", ns::CLIENT)), "no Olm with a participant whose E2EE is off");
+}
