@@ -208,6 +208,11 @@ fn check_refusal(e: CheckError) -> CheckRefusal {
     match e {
         CheckError::Busy(m) => CheckRefusal::Busy(m),
         CheckError::Unavailable(m) => CheckRefusal::Unavailable(m),
+        // A configured device that is not there: nothing to check, not a fault of the check.
+        CheckError::Media(
+            e @ (cloakroom_media::MediaError::CameraMissing { .. }
+            | cloakroom_media::MediaError::MicrophoneMissing { .. }),
+        ) => CheckRefusal::Unavailable(e.to_string()),
         other => {
             tracing::warn!(error = %cloakroom_engine::Chain(&other), "device check");
             CheckRefusal::Failed(other.to_string())
@@ -507,6 +512,57 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_checks_say_which_device_is_missing() {
+        use cloakroom_appliance::web::DeviceChecks as _;
+        let dir = std::env::temp_dir().join(format!("cloakroomd-checks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("cloakroom.toml");
+        let state = dir.join("state");
+        let config = |devices: &str| {
+            std::fs::write(&path, format!("[devices]\n{devices}\n[paths]\nstate_dir = \"{}\"\n", state.display()))
+                .expect("config");
+            Arc::new(Mutex::new(ConfigStore::load(&path).expect("config loads")))
+        };
+        let checks = |devices: &str| {
+            let (restart, _) = tokio::sync::mpsc::unbounded_channel();
+            RoomChecks {
+                checks: DeviceChecks::new(),
+                config: config(devices),
+                devices: DeviceReport::default(),
+                restart,
+            }
+        };
+        let none = checks("camera = \"auto\"\nmicrophone = \"auto\"\nspeaker = \"none\"");
+        assert_eq!(
+            none.preview_jpeg(),
+            Err(CheckRefusal::Unavailable("no camera: the camera is \"auto\" and none was found".into()))
+        );
+        assert_eq!(
+            none.mic_level(),
+            Err(CheckRefusal::Unavailable("no microphone: the microphone is \"auto\" and none was found".into()))
+        );
+        assert_eq!(
+            none.test_tone(),
+            Err(CheckRefusal::Unavailable("no speaker: the speaker is set to \"none\"".into()))
+        );
+        let auto = checks("speaker = \"auto\"");
+        assert_eq!(
+            auto.test_tone(),
+            Err(CheckRefusal::Unavailable("no speaker: the speaker is \"auto\" and none was found".into()))
+        );
+        // A named camera that is not there.
+        let missing = checks("camera = \"/dev/video-cloakroom-none\"");
+        assert_eq!(
+            missing.preview_jpeg(),
+            Err(CheckRefusal::Unavailable("camera /dev/video-cloakroom-none is not present".into()))
+        );
+        let test = checks("camera = \"test\"\nmicrophone = \"test\"");
+        assert_eq!(&test.preview_jpeg().expect("the test picture")[..2], &[0xFF, 0xD8]);
+        assert!(test.mic_level().is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn led_shows_mute_only_in_a_meeting() {
