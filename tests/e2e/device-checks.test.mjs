@@ -252,6 +252,7 @@ test('idle: a moving preview, a moving meter, the tone refused with its reason, 
   assert.deepEqual(checkThreads(), ['camera:src', 'microphone:src'], 'the checks run while the page is open');
 
   // The speaker is "none": the tone is refused with that reason.
+  assert.equal(await page.isEnabled('#tone'), true, 'the tone button applies while idle');
   await page.click('#tone');
   await page.waitForFunction(() => document.getElementById('tone-result').textContent !== '');
   assert.equal(await page.textContent('#tone-result'), 'No test tone: no speaker: the speaker is set to "none"');
@@ -308,6 +309,7 @@ test('in a meeting: the preview is the room\'s own camera, the meter reads the m
   assert.equal(await page.evaluate(() => [...document.querySelectorAll('#participants li')].map((li) => li.textContent).find((x) => x.startsWith('Visitor B'))), 'Visitor B: encrypted');
 
   // The room's camera (sent at 320x240, 4:3), not the room screen's 16:9 grid where Visitor B is.
+  await page.waitForFunction(() => document.getElementById('tone').disabled, null, { timeout: 10000 });
   const shot = await assertPreviewMoves(page, 'in a meeting', t);
   assert.deepEqual([shot.width, shot.height], [320, 240], 'the room camera\'s shape, not the 16:9 screen');
   await assertMeterMoves(page, 'in a meeting', t);
@@ -318,6 +320,7 @@ test('in a meeting: the preview is the room\'s own camera, the meter reads the m
   participants.delete(B);
   await page.click('#leave');
   await waitText(page, 'state', 'idle', 20000);
+  await page.waitForFunction(() => !document.getElementById('tone').disabled, null, { timeout: 10000 });
   await ctx.close();
 }));
 

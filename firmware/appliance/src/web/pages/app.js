@@ -2,6 +2,8 @@
 "use strict";
 let csrf = null;
 let timer = null;
+// Whether the test tone applies now (the room is idle) and whether it plays.
+let roomIdle = true, tonePlaying = false;
 const $ = (id) => document.getElementById(id);
 // Text set only when it changed: the status line is a live region, read out on change, not every 3 s.
 const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
@@ -37,6 +39,9 @@ function showStatus(s) {
   // Leave and Mute apply to a meeting (or one being joined or retried), not to an idle room.
   $("leave").disabled = s.state === "idle";
   $("mute").disabled = s.state === "idle";
+  // The speaker plays the meeting: the test tone is for an idle room (or one between retries).
+  roomIdle = s.state === "idle" || s.state === "error";
+  if ($("tone")) $("tone").disabled = !roomIdle || tonePlaying;
   if ($("participants")) showParticipants(s);
   if ($("media")) {
     const m = s.media;
@@ -200,10 +205,10 @@ function wireChecks() {
   every(1000, preview);
   every(300, meter);
   $("tone").addEventListener("click", async () => {
-    $("tone").disabled = true; setText($("tone-result"), "");
+    tonePlaying = true; $("tone").disabled = true; setText($("tone-result"), "");
     try { await api("POST", "/api/test-tone", {}); setText($("tone-result"), "Playing a 440 Hz tone for 2 seconds on the speaker."); }
     catch (e) { setText($("tone-result"), `No test tone: ${e.message}`); }
-    setTimeout(() => { $("tone").disabled = false; }, 2000);
+    setTimeout(() => { tonePlaying = false; $("tone").disabled = !roomIdle; }, 2000);
   });
   $("restart").addEventListener("click", async () => {
     if (!confirm("Restart the room's software? A meeting in progress ends; the room and this page are back in a few seconds.")) return;
