@@ -25,6 +25,7 @@
 pub mod config;
 mod error;
 pub mod pairing;
+pub mod qr_join;
 pub mod supervisor;
 pub mod web;
 

@@ -26,6 +26,7 @@ pub mod labels;
 pub mod ladder;
 pub mod layout;
 mod pipeline;
+pub mod qr;
 pub mod receive;
 pub mod screen;
 pub mod send;

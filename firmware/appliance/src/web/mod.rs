@@ -16,6 +16,7 @@
 pub mod api;
 pub mod devices;
 pub mod listener;
+pub mod qr;
 mod server;
 pub mod tls;
 
@@ -216,6 +217,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/sessions", get(sessions_list))
         .route("/api/sessions/revoke", post(sessions_revoke))
         .merge(devices::routes())
+        .merge(qr::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_host))
