@@ -79,6 +79,13 @@ pub enum Input {
     ParticipantJoined { id: String, display: String },
     /// Someone left the meeting.
     ParticipantLeft { id: String },
+    /// Verifying who `id` is progressed (from the meeting).
+    Verification { id: String, verification: ParticipantVerification },
+    /// The room exchanges no media with `id`, and why (from the meeting).
+    MediaRefused { id: String, reason: String },
+    /// People in the room act on verifying `id` (page or phone): `start`
+    /// it, or say whether the codes matched.
+    Verify { id: String, start: bool, confirm: Option<bool> },
     /// Latest media numbers.
     Media(MediaStats),
     /// Latest device report (as `cloakroom devices --json`).
@@ -95,6 +102,8 @@ pub enum Output {
     Leave,
     /// Mute (`true`) or unmute the microphone.
     SetMute(bool),
+    /// Pass people's verification step for participant `id` to the meeting.
+    Verify { id: String, start: bool, confirm: Option<bool> },
     /// Call [`Supervisor::handle_timeout`] at this instant.
     Timeout(Instant),
 }
@@ -134,6 +143,23 @@ impl RoomState {
 pub struct Participant {
     pub id: String,
     pub display: String,
+    /// Verifying who they are (Jitsi's SAS), once someone started it.
+    pub verification: Option<ParticipantVerification>,
+    /// Why the room exchanges no media with them (their E2EE is off, the
+    /// meeting needs a videobridge); `None` while it does.
+    pub media_refused: Option<String>,
+}
+
+/// Where verifying a participant is, for the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParticipantVerification {
+    /// `code` (compare it, then confirm or reject), `verified`, `mismatch` or `failed`.
+    pub state: &'static str,
+    /// The code: emoji (with their names) and three numbers; empty after the code stage.
+    pub emoji: Vec<String>,
+    pub decimals: Vec<u16>,
+    /// Why it failed.
+    pub reason: Option<String>,
 }
 
 /// Media numbers, from the pipelines and WebRTC stats.
@@ -318,11 +344,34 @@ impl Supervisor {
             }
             Input::ParticipantJoined { id, display } => {
                 if matches!(self.state, State::InMeeting { .. } | State::Joining { .. }) {
-                    self.participants.retain(|p| p.id != id);
-                    self.participants.push(Participant { id, display });
+                    match self.participants.iter_mut().find(|p| p.id == id) {
+                        Some(p) => p.display = display,
+                        None => self.participants.push(Participant {
+                            id,
+                            display,
+                            verification: None,
+                            media_refused: None,
+                        }),
+                    }
                 }
             }
             Input::ParticipantLeft { id } => self.participants.retain(|p| p.id != id),
+            Input::Verification { id, verification } => {
+                if let Some(p) = self.participants.iter_mut().find(|p| p.id == id) {
+                    p.verification = Some(verification);
+                }
+            }
+            Input::MediaRefused { id, reason } => {
+                if let Some(p) = self.participants.iter_mut().find(|p| p.id == id) {
+                    p.media_refused = Some(reason);
+                }
+            }
+            Input::Verify { id, start, confirm } => {
+                // Only for someone in the meeting the room is in.
+                if matches!(self.state, State::InMeeting { .. }) && self.participants.iter().any(|p| p.id == id) {
+                    self.outputs.push_back(Output::Verify { id, start, confirm });
+                }
+            }
             Input::Media(stats) => self.media = stats,
             Input::Devices(devices) => self.devices = devices,
         }
@@ -492,6 +541,40 @@ mod tests {
     }
 
     #[test]
+    fn verification_reaches_the_status_and_people_s_steps_reach_the_meeting() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new();
+        s.handle_input(t0, Input::Join(link()));
+        // Not in the meeting yet: a step for anyone goes nowhere.
+        s.handle_input(t0, Input::Verify { id: "7".into(), start: true, confirm: None });
+        assert!(!drain(&mut s).iter().any(|o| matches!(o, Output::Verify { .. })));
+        s.handle_input(t0, Input::Joined);
+        s.handle_input(t0, Input::ParticipantJoined { id: "7".into(), display: "Ana".into() });
+        s.handle_input(t0, Input::ParticipantJoined { id: "8".into(), display: "Plain".into() });
+        drain(&mut s);
+        s.handle_input(t0, Input::Verify { id: "7".into(), start: true, confirm: None });
+        s.handle_input(t0, Input::Verify { id: "nobody".into(), start: true, confirm: None });
+        let out = drain(&mut s);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(matches!(&out[0], Output::Verify { id, start: true, confirm: None } if id == "7"));
+        let code = ParticipantVerification {
+            state: "code",
+            emoji: vec!["🐶 Dog".into()],
+            decimals: vec![3671, 7116, 1586],
+            reason: None,
+        };
+        s.handle_input(t0, Input::Verification { id: "7".into(), verification: code.clone() });
+        s.handle_input(t0, Input::MediaRefused { id: "8".into(), reason: "no E2EE".into() });
+        let st = s.status();
+        assert_eq!(st.participants[0].verification, Some(code));
+        assert_eq!(st.participants[1].media_refused.as_deref(), Some("no E2EE"));
+        let json = serde_json::to_string(&st).expect("serialises");
+        assert!(json.contains("\"decimals\":[3671,7116,1586]") && json.contains("\"media_refused\":\"no E2EE\""), "{json}");
+        s.handle_input(t0, Input::Verify { id: "7".into(), start: false, confirm: Some(true) });
+        assert!(matches!(drain(&mut s).as_slice(), [Output::Verify { confirm: Some(true), .. }]));
+    }
+
+    #[test]
     fn join_meet_leave() {
         let t0 = Instant::now();
         let mut s = Supervisor::new();
@@ -507,10 +590,12 @@ mod tests {
         s.handle_input(t0 + Duration::from_secs(2), Input::Joined);
         s.handle_input(t0, Input::Encryption { verification: Some("000 111 222 333 444".into()) });
         s.handle_input(t0, Input::ParticipantJoined { id: "7".into(), display: "Ana".into() });
+        s.handle_input(t0, Input::ParticipantJoined { id: "7".into(), display: "Ana B.".into() });
         let st = s.status();
         assert_eq!(st.state, RoomState::InMeeting);
         assert!(st.encryption.encrypted);
         assert_eq!(st.participants.len(), 1);
+        assert_eq!(st.participants[0].display, "Ana B.", "a new name replaces the old");
         // The join deadline passing while in the meeting changes nothing.
         s.handle_timeout(t0 + JOIN_TIMEOUT);
         assert_eq!(s.status().state, RoomState::InMeeting);

@@ -668,3 +668,44 @@ async fn device_checks_are_for_the_admin_alone() {
     }
     assert_eq!(checks.restarts.load(Ordering::SeqCst), 1, "the daemon was asked to restart, once");
 }
+
+#[tokio::test]
+async fn verifying_a_participant_is_for_the_room_s_people_in_its_meeting() {
+    let dir = temp_dir("verify");
+    let mut device = start(&write_config(&dir), 13).await;
+    let mut admin = Client::new(&device);
+    admin.pair(&device.code).await;
+    let body = Some("{\"participant\":\"7\",\"action\":\"start\"}");
+    // Nobody unpaired; nobody not in the meeting.
+    let stranger = Client::new(&device);
+    assert_eq!(stranger.send(Method::POST, "/api/verify", body, Some("guess")).await.status, StatusCode::UNAUTHORIZED);
+    let r = admin.call(Method::POST, "/api/verify", body).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::NOT_FOUND, "no_such_participant"));
+    assert_eq!(
+        admin.call(Method::POST, "/api/join", Some(&format!("{{\"link\":\"{LINK}\"}}"))).await.status,
+        StatusCode::OK
+    );
+    device.room.handle_input(Input::Joined);
+    device.room.handle_input(Input::ParticipantJoined { id: "7".into(), display: "Ana".into() });
+    while device.outputs.try_recv().is_ok() {}
+    let r = admin.call(Method::POST, "/api/verify", Some("{\"participant\":\"7\",\"action\":\"maybe\"}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    for (action, start, confirm) in
+        [("start", true, None), ("confirm", false, Some(true)), ("reject", false, Some(false))]
+    {
+        let r = admin
+            .call(Method::POST, "/api/verify", Some(&format!("{{\"participant\":\"7\",\"action\":\"{action}\"}}")))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{action}: {}", r.body);
+        let out = device.outputs.try_recv();
+        assert!(
+            matches!(&out, Ok(Output::Verify { id, start: s, confirm: c }) if id == "7" && *s == start && *c == confirm),
+            "{action}: {out:?}"
+        );
+    }
+    // A phone that did not start this meeting cannot act on it.
+    let phone = scan_in(&device, &admin, "127.0.0.31").await;
+    let r = phone.call(Method::POST, "/api/verify", body).await;
+    assert_eq!((r.status, r.error_code().as_str()), (StatusCode::FORBIDDEN, "not_your_meeting"));
+    assert!(device.outputs.try_recv().is_err(), "nothing reached the meeting");
+}

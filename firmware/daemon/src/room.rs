@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Result;
-use cloakroom_appliance::supervisor::{Input, MediaStats, Output, RoomState};
+use cloakroom_appliance::supervisor::{Input, MediaStats, Output, ParticipantVerification, RoomState};
 use cloakroom_appliance::web::{Room as _, SupervisedRoom};
-use cloakroom_connectors::signalling::ConnectorState;
+use cloakroom_connectors::signalling::{ConnectorState, Verification};
 use cloakroom_engine::meeting::{self, Control, MeetingEvent, MeetingSettings, Stats};
 use cloakroom_meeting::MeetingLink;
 use tokio::sync::mpsc;
@@ -75,6 +75,12 @@ impl RoomRunner {
             Output::SetMute(m) => {
                 self.muted.store(m, Ordering::Relaxed);
                 tracing::info!(muted = m, "microphone");
+            }
+            Output::Verify { id, start, confirm } => {
+                if let Some((_, r)) = &self.running {
+                    tracing::info!(participant = %id, start, ?confirm, "verification step from the page");
+                    let _ = r.control.try_send(Control::Verify { participant: id, start, confirm });
+                }
             }
             Output::Timeout(at) => {
                 let room = Arc::clone(&self.room);
@@ -206,6 +212,12 @@ async fn forward_events(
             MeetingEvent::ParticipantLeft { participant } => {
                 room.handle_input(Input::ParticipantLeft { id: participant.0 })
             }
+            MeetingEvent::Verification { participant, state } => {
+                room.handle_input(Input::Verification { id: participant.0, verification: verification_view(state) });
+            }
+            MeetingEvent::MediaRefused { participant, reason } => {
+                room.handle_input(Input::MediaRefused { id: participant.0, reason: reason.to_owned() });
+            }
             MeetingEvent::Stats(now_stats) => {
                 let now = Instant::now();
                 room.handle_input(Input::Media(media_stats(last.as_ref(), now, &now_stats)));
@@ -213,6 +225,18 @@ async fn forward_events(
             }
         }
     }
+}
+
+/// What the page shows of a verification step.
+fn verification_view(state: Verification) -> ParticipantVerification {
+    let (name, emoji, decimals, reason) = match state {
+        Verification::Code { emoji, decimals } => ("code", emoji, decimals.to_vec(), None),
+        Verification::Verified => ("verified", vec![], vec![], None),
+        Verification::Mismatch => ("mismatch", vec![], vec![], None),
+        Verification::Failed { reason } => ("failed", vec![], vec![], Some(reason)),
+        _ => ("failed", vec![], vec![], Some("an unknown verification step".to_owned())),
+    };
+    ParticipantVerification { state: name, emoji, decimals, reason }
 }
 
 /// The page's numbers: bitrates over the last interval, loss so far.

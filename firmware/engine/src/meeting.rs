@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cloakroom_connectors::janus::{JanusSession, JanusSettings, Room};
 use cloakroom_connectors::jitsi::{JitsiSession, JitsiSettings};
-use cloakroom_connectors::signalling::{ConnectorState, Direction, Event, Failure, Input, ParticipantId, PeerId};
+use cloakroom_connectors::signalling::{
+    ConnectorState, Direction, Event, Failure, Input, ParticipantId, PeerId, Verification,
+};
 use cloakroom_connectors::{ConnectorError, transport};
 use cloakroom_frame::{FrameDecryptor, FrameEncryptor, FrameMeta, KeyMaterial, MediaKind};
 use cloakroom_media::labels::EncryptionWatch;
@@ -63,9 +65,16 @@ pub struct MeetingSettings {
 }
 
 /// Orders for a running meeting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     Leave,
+    /// Verify who `participant` is (Jitsi's SAS): `start` a verification,
+    /// or `confirm` whether the codes the people compared matched.
+    Verify {
+        participant: String,
+        start: bool,
+        confirm: Option<bool>,
+    },
 }
 
 /// What happened in the meeting.
@@ -86,6 +95,16 @@ pub enum MeetingEvent {
     },
     /// Numbers for the page and `/metrics`, about once a second.
     Stats(Stats),
+    /// Verifying who a participant is (Jitsi's SAS): the code to compare, then the outcome.
+    Verification {
+        participant: ParticipantId,
+        state: Verification,
+    },
+    /// The room exchanges no media with this participant, and why.
+    MediaRefused {
+        participant: ParticipantId,
+        reason: &'static str,
+    },
 }
 
 /// Media numbers of the meeting so far: the one shape they have from the
@@ -282,11 +301,13 @@ pub async fn run(
         tokio::time::interval(settings.status_line.unwrap_or(Duration::from_secs(1)).max(Duration::from_millis(100)));
     let final_state = loop {
         tokio::select! {
-            order = control.recv() => {
+            order = control.recv() => match order {
+                Some(Control::Verify { participant, start, confirm }) => {
+                    let _ = inputs.send(Input::Verify { participant: ParticipantId(participant), start, confirm }).await;
+                }
                 // A closed channel means nobody wants the meeting any more either.
-                let _ = order;
-                break leave(&inputs, &mut driver).await;
-            }
+                Some(Control::Leave) | None => break leave(&inputs, &mut driver).await,
+            },
             state = &mut driver => {
                 // What the connector said last (participants leaving, peers closing) still counts.
                 while let Ok(event) = signal_rx.try_recv() {
@@ -433,6 +454,7 @@ impl Meeting<'_> {
             }
             Event::ParticipantRefused { participant, reason } => {
                 tracing::warn!(%participant, reason, "no media with this participant");
+                let _ = self.events.send(MeetingEvent::MediaRefused { participant, reason });
             }
             Event::Problem { participant, what } => match participant {
                 Some(participant) => tracing::warn!(%participant, problem = %what, "connector"),
@@ -440,6 +462,20 @@ impl Meeting<'_> {
             },
             Event::Verification { participant, state } => {
                 tracing::info!(%participant, ?state, "verification");
+                // The room screen: the code for the people in the room to compare, then the outcome.
+                let note = match &state {
+                    Verification::Code { decimals: [a, b, c], .. } => Some(format!("compare code {a} {b} {c}")),
+                    Verification::Verified => Some("verified".to_owned()),
+                    Verification::Mismatch => Some("NOT verified: the codes differ".to_owned()),
+                    Verification::Failed { .. } => Some("verification failed".to_owned()),
+                    _ => None,
+                };
+                let _ = self
+                    .receive
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .set_note(&participant.0, note.as_deref());
+                let _ = self.events.send(MeetingEvent::Verification { participant, state });
             }
             Event::ClosePeer { peer } => self.close_peer(&peer).await,
             Event::ParticipantJoined { participant, display: name } => {

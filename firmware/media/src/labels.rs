@@ -127,9 +127,20 @@ pub struct LabelPlace {
 
 /// The label's line, `name · state`, rendered no wider than `max_width`:
 /// the name is shortened with "…" first, the state is kept whole.
-pub(crate) fn render(font: &Font, name: &str, state: Option<TileEncryption>, px: u32, max_width: u32) -> TextImage {
+pub(crate) fn render(
+    font: &Font,
+    name: &str,
+    state: Option<TileEncryption>,
+    note: Option<&str>,
+    px: u32,
+    max_width: u32,
+) -> TextImage {
     let name = shown_name(name);
-    let suffix = state.map(|s| format!(" · {}", s.words())).unwrap_or_default();
+    let mut suffix = state.map(|s| format!(" · {}", s.words())).unwrap_or_default();
+    if let Some(note) = note {
+        suffix.push_str(" · ");
+        suffix.push_str(note);
+    }
     let line = format!("{name}{suffix}");
     if font.width(&line, px) <= max_width as f32 {
         return font.render(&line, px);
@@ -246,6 +257,39 @@ mod tests {
     }
 
     #[test]
+    fn a_note_follows_the_state_and_survives_shortening() {
+        let Ok(font) = Font::system() else { panic!("no font found") };
+        let with = render(&font, "Ana", Some(TileEncryption::Encrypted), Some("code 3671 7116 1586"), 20, 10_000);
+        assert_eq!(with, font.render("Ana · encrypted · code 3671 7116 1586", 20));
+        let long = "Maximiliane Wolkenstein-Rodenegg von Trostburg";
+        let full = font.render(" · encrypted · verified", 20);
+        let cut = render(&font, long, Some(TileEncryption::Encrypted), Some("verified"), 20, full.width + 80);
+        assert!(cut.width <= full.width + 80, "{} > {}", cut.width, full.width + 80);
+        assert_eq!(
+            cut,
+            font.render(
+                &format!(
+                    "{}… · encrypted · verified",
+                    long.chars().take(cut_chars(&font, long, full.width + 80)).collect::<String>()
+                ),
+                20
+            )
+        );
+    }
+
+    /// How many characters of `name` the shortened label keeps (what render computes).
+    fn cut_chars(font: &Font, name: &str, max: u32) -> usize {
+        let chars: Vec<char> = name.chars().collect();
+        (0..=chars.len())
+            .rev()
+            .find(|&n| {
+                font.width(&format!("{}… · encrypted · verified", chars[..n].iter().collect::<String>()), 20)
+                    <= max as f32
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
     fn names_are_trimmed_or_guest() {
         assert_eq!(shown_name("  Ana "), "Ana");
         assert_eq!(shown_name(""), "Guest");
@@ -255,12 +299,12 @@ mod tests {
     #[test]
     fn a_long_name_is_shortened_and_the_state_kept() {
         let Ok(font) = Font::system() else { panic!("no font found") };
-        let full = render(&font, "Ana", Some(TileEncryption::CannotDecrypt), 20, 10_000);
+        let full = render(&font, "Ana", Some(TileEncryption::CannotDecrypt), None, 20, 10_000);
         assert_eq!(full, font.render("Ana · cannot decrypt (wrong key?)", 20));
         let long = "Maximiliane Wolkenstein-Rodenegg von Trostburg";
-        let cut = render(&font, long, Some(TileEncryption::CannotDecrypt), 20, full.width + 60);
+        let cut = render(&font, long, Some(TileEncryption::CannotDecrypt), None, 20, full.width + 60);
         assert!(cut.width <= full.width + 60 && cut.width > full.width, "{} vs {}", cut.width, full.width);
-        let tiny = render(&font, long, Some(TileEncryption::Encrypted), 20, 30);
+        let tiny = render(&font, long, Some(TileEncryption::Encrypted), None, 20, 30);
         assert!(tiny.width <= 30);
     }
 }

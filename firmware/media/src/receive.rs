@@ -81,6 +81,8 @@ struct Participant {
     id: String,
     name: String,
     encryption: Option<TileEncryption>,
+    /// More words on the tile (verifying who they are: the code to compare, "verified").
+    note: Option<String>,
     video: Option<Branch>,
     audio: Option<Branch>,
     /// The label as last rendered, while the participant has a tile.
@@ -90,7 +92,7 @@ struct Participant {
 struct Label {
     /// What the mask was rendered from; when any of it changes, the mask
     /// is rendered again.
-    drawn_from: (String, Option<TileEncryption>, LabelStyle),
+    drawn_from: (String, Option<TileEncryption>, Option<String>, LabelStyle),
     image: TextImage,
     band: Rect,
 }
@@ -181,6 +183,7 @@ impl ReceivePipeline {
             id: id.to_owned(),
             name: name.to_owned(),
             encryption,
+            note: None,
             video,
             audio,
             label: None,
@@ -221,6 +224,18 @@ impl ReceivePipeline {
         let p = self.participant_mut(id)?;
         if p.encryption != Some(state) {
             p.encryption = Some(state);
+            self.draw_labels()?;
+        }
+        Ok(())
+    }
+
+    /// Sets (or clears) more words on participant `id`'s tile after its
+    /// encryption state: the code to compare while verifying who they are,
+    /// then "verified" or why not.
+    pub fn set_note(&mut self, id: &str, note: Option<&str>) -> Result<(), MediaError> {
+        let p = self.participant_mut(id)?;
+        if p.note.as_deref() != note {
+            p.note = note.map(str::to_owned);
             self.draw_labels()?;
         }
         Ok(())
@@ -348,7 +363,7 @@ impl ReceivePipeline {
                 continue;
             };
             let style = LabelStyle::for_tile(tile, self.canvas);
-            let drawn_from = (p.name.clone(), p.encryption, style);
+            let drawn_from = (p.name.clone(), p.encryption, p.note.clone(), style);
             let label = match p.label.take() {
                 Some(label) if label.drawn_from == drawn_from => label,
                 _ => {
@@ -356,7 +371,8 @@ impl ReceivePipeline {
                         Some(f) => f,
                         None => font.insert(Font::system()?),
                     };
-                    let image = labels::render(font, &p.name, p.encryption, style.px, style.max_text_width);
+                    let image =
+                        labels::render(font, &p.name, p.encryption, p.note.as_deref(), style.px, style.max_text_width);
                     Label { drawn_from, image, band: tile }
                 }
             };

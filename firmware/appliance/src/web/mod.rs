@@ -19,6 +19,7 @@ pub mod listener;
 pub mod qr;
 mod server;
 pub mod tls;
+mod verify;
 
 pub use devices::{CheckRefusal, DeviceChecks, MicReading};
 pub use server::WebServer;
@@ -59,6 +60,11 @@ pub trait Room: Send + Sync + 'static {
     fn leave(&self);
     /// Mutes or unmutes the microphone.
     fn set_mute(&self, muted: bool);
+    /// People's step in verifying `participant` (Jitsi's SAS): `start` it,
+    /// or `confirm` whether the codes matched. Rooms without it ignore it.
+    fn verify(&self, participant: &str, start: bool, confirm: Option<bool>) {
+        let _ = (participant, start, confirm);
+    }
     /// The device report (as `cloakroom devices --json`).
     fn devices(&self) -> serde_json::Value;
     /// The admin page's device checks ([`devices`]), if the daemon gave any.
@@ -127,6 +133,10 @@ impl Room for SupervisedRoom {
 
     fn set_mute(&self, muted: bool) {
         self.handle_input(Input::SetMute(muted));
+    }
+
+    fn verify(&self, participant: &str, start: bool, confirm: Option<bool>) {
+        self.handle_input(Input::Verify { id: participant.to_owned(), start, confirm });
     }
 
     fn devices(&self) -> serde_json::Value {
@@ -210,6 +220,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/join", post(join))
         .route("/api/leave", post(leave))
         .route("/api/mute", post(mute))
+        .route("/api/verify", post(verify::verify))
         .route("/api/settings", get(settings_get).put(settings_put))
         .route("/api/devices", get(devices))
         .route("/api/logs", get(logs))
