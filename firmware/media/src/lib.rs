@@ -20,6 +20,7 @@ pub mod banner;
 pub mod check;
 pub mod devices;
 pub mod encoder;
+pub mod fallback;
 mod error;
 mod frame;
 pub mod labels;

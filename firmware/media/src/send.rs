@@ -11,9 +11,12 @@
 //!
 //! Each appsink hands [`EncodedFrame`]s to a callback. Run-time controls
 //! (bitrate, key frame, quality steps) are methods on [`VideoSender`]. A
-//! device that fails is reported by [`VideoSender::check`] as
-//! [`MediaError::DeviceLost`]; [`VideoSender::rebuild`] starts again from the
-//! same settings when it is back.
+//! camera or microphone that fails while running is replaced by a stand-in
+//! (a "Camera unavailable" picture, silence) and tried again until it is
+//! back ([`crate::fallback`]); [`VideoSender::camera`] and
+//! [`AudioSender::microphone`] say which is being sent. Other failures are
+//! reported by [`VideoSender::check`]; [`VideoSender::rebuild`] starts again
+//! from the same settings.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +25,7 @@ use std::time::Duration;
 use gst::prelude::*;
 
 use crate::encoder::{EncoderKind, choose_encoder, installed};
+use crate::fallback::{Device, DeviceHealth, StandIn};
 use crate::ladder::{QualityLadder, VideoMode};
 use crate::pipeline::{DeviceRole, Pipeline, caps_filter, make, set_number, set_text};
 use crate::text::{Anchor, ClockGlyphs, Font, Overlay, Placement};
@@ -110,6 +114,16 @@ impl VideoSendSettings {
 
 type FrameSink = Arc<Mutex<Box<dyn FnMut(EncodedFrame) + Send>>>;
 
+/// Devices the unit tests unplug and plug back, used instead of the
+/// settings' source; nothing outside tests.
+#[derive(Clone, Default)]
+struct Fakes {
+    #[cfg(test)]
+    camera: Option<tests::FakeCamera>,
+    #[cfg(test)]
+    microphone: Option<tests::FakeMicrophone>,
+}
+
 /// A running video send pipeline.
 pub struct VideoSender {
     settings: VideoSendSettings,
@@ -117,6 +131,10 @@ pub struct VideoSender {
     ladder: QualityLadder,
     bitrate_kbps: u32,
     sink: FrameSink,
+    camera: DeviceHealth,
+    fakes: Fakes,
+    // Declared before the pipeline: dropped (its thread stopped) first.
+    stand_in: Option<StandIn>,
     pipeline: Pipeline,
 }
 
@@ -127,15 +145,32 @@ impl VideoSender {
         settings: VideoSendSettings,
         on_frame: impl FnMut(EncodedFrame) + Send + 'static,
     ) -> Result<Self, MediaError> {
+        Self::start_with(settings, Fakes::default(), on_frame)
+    }
+
+    fn start_with(
+        settings: VideoSendSettings,
+        fakes: Fakes,
+        on_frame: impl FnMut(EncodedFrame) + Send + 'static,
+    ) -> Result<Self, MediaError> {
         settings.validate()?;
         crate::init()?;
         let encoder = choose_encoder(settings.codec, settings.encoder, installed)?;
         let sink: FrameSink = Arc::new(Mutex::new(Box::new(on_frame)));
         let ladder = QualityLadder::new(settings.mode);
         let bitrate_kbps = settings.bitrate_kbps;
-        let pipeline = build_video(&settings, encoder, settings.mode, bitrate_kbps, &sink)?;
+        let camera = DeviceHealth::default();
+        let (pipeline, stand_in) =
+            build_video(&settings, &fakes, encoder, settings.mode, bitrate_kbps, &sink, &camera)?;
         pipeline.start()?;
-        Ok(Self { settings, encoder, ladder, bitrate_kbps, sink, pipeline })
+        Ok(Self { settings, encoder, ladder, bitrate_kbps, sink, camera, fakes, stand_in, pipeline })
+    }
+
+    /// Whether the camera's picture is being sent, or (camera failed or
+    /// unplugged) the "Camera unavailable" picture while it is tried again.
+    /// The handle stays valid across [`VideoSender::rebuild`].
+    pub fn camera(&self) -> DeviceHealth {
+        self.camera.clone()
     }
 
     /// The encoder in use.
@@ -202,8 +237,9 @@ impl VideoSender {
         Ok(stepped)
     }
 
-    /// The first error the pipeline reported since the last call, typed:
-    /// a camera that went away is [`MediaError::DeviceLost`].
+    /// The first error the pipeline reported since the last call. A camera
+    /// that went away is not one: its stand-in is sent instead, as
+    /// [`VideoSender::camera`] says.
     pub fn check(&self) -> Result<(), MediaError> {
         self.pipeline.check()
     }
@@ -216,10 +252,20 @@ impl VideoSender {
     /// Tears the pipeline down and builds it again with the current mode and
     /// bitrate, e.g. when an unplugged camera is back.
     pub fn rebuild(&mut self) -> Result<(), MediaError> {
+        self.stand_in = None;
         let _ = self.pipeline.bin.set_state(gst::State::Null);
-        let pipeline = build_video(&self.settings, self.encoder, self.ladder.current(), self.bitrate_kbps, &self.sink)?;
+        let (pipeline, stand_in) = build_video(
+            &self.settings,
+            &self.fakes,
+            self.encoder,
+            self.ladder.current(),
+            self.bitrate_kbps,
+            &self.sink,
+            &self.camera,
+        )?;
         pipeline.start()?;
         self.pipeline = pipeline;
+        self.stand_in = stand_in;
         Ok(())
     }
 
@@ -268,6 +314,9 @@ impl AudioSendSettings {
 
 /// A running audio send pipeline.
 pub struct AudioSender {
+    microphone: DeviceHealth,
+    // Declared before the pipeline: dropped (its thread stopped) first.
+    _stand_in: Option<StandIn>,
     pipeline: Pipeline,
 }
 
@@ -277,6 +326,14 @@ impl AudioSender {
         settings: AudioSendSettings,
         on_frame: impl FnMut(EncodedFrame) + Send + 'static,
     ) -> Result<Self, MediaError> {
+        Self::start_with(settings, &Fakes::default(), on_frame)
+    }
+
+    fn start_with(
+        settings: AudioSendSettings,
+        fakes: &Fakes,
+        on_frame: impl FnMut(EncodedFrame) + Send + 'static,
+    ) -> Result<Self, MediaError> {
         if !(6..=510).contains(&settings.bitrate_kbps) {
             return Err(MediaError::InvalidSetting {
                 name: "bitrate_kbps",
@@ -284,9 +341,16 @@ impl AudioSender {
             });
         }
         let sink: FrameSink = Arc::new(Mutex::new(Box::new(on_frame)));
-        let pipeline = build_audio(&settings, &sink)?;
+        let microphone = DeviceHealth::default();
+        let (pipeline, stand_in) = build_audio(&settings, fakes, &sink, &microphone)?;
         pipeline.start()?;
-        Ok(Self { pipeline })
+        Ok(Self { microphone, _stand_in: stand_in, pipeline })
+    }
+
+    /// Whether the microphone is heard, or (failed or unplugged) silence is
+    /// sent while it is tried again.
+    pub fn microphone(&self) -> DeviceHealth {
+        self.microphone.clone()
     }
 
     /// The first error the pipeline reported, typed like the video side's.
@@ -305,13 +369,16 @@ fn check_bitrate(kbps: u32) -> Result<(), MediaError> {
 
 fn build_video(
     settings: &VideoSendSettings,
+    fakes: &Fakes,
     encoder: EncoderKind,
     mode: VideoMode,
     bitrate_kbps: u32,
     sink: &FrameSink,
-) -> Result<Pipeline, MediaError> {
+    health: &DeviceHealth,
+) -> Result<(Pipeline, Option<StandIn>), MediaError> {
     let mut pipeline = Pipeline::new("video-send")?;
-    let source = camera_branch(&mut pipeline, &settings.source, mode)?;
+    let source = camera_branch(&mut pipeline, &settings.source, fakes, mode)?;
+    let camera_chain = source.clone();
     let scaled = scale_branch(mode)?;
     let encode = encoder_branch(encoder, bitrate_kbps, settings.keyframe_distance)?;
     let appsink = frame_sink("frames", encoder.codec(), sink)?;
@@ -344,15 +411,89 @@ fn build_video(
     }
     // The admin page's preview reads the camera here, only while asked (check.rs).
     crate::check::offer_video(&pipeline.bin);
-    Ok(pipeline)
+    let stand_in = match camera_device(&settings.source, fakes, settings.mode) {
+        Some(device) => Some(StandIn::watch(&pipeline.bin, device, camera_chain, health.clone())?),
+        None => None,
+    };
+    Ok((pipeline, stand_in))
+}
+
+/// What the stand-in needs to replace and reopen a camera; `None` for the
+/// test picture, which cannot fail. The "Camera unavailable" picture is made
+/// at the best mode, so it fits whatever step the ladder is on.
+fn camera_device(source: &VideoSource, fakes: &Fakes, best: VideoMode) -> Option<Device> {
+    let (shown, open): (String, crate::fallback::SourceMaker) = match source {
+        #[cfg(test)]
+        _ if fakes.camera.is_some() => {
+            let fake = fakes.camera.clone()?;
+            ("fake camera".into(), Box::new(move || fake.open(best)))
+        }
+        VideoSource::Camera { device } => {
+            let device = device.clone();
+            (device.display().to_string(), Box::new(move || open_camera(&device)))
+        }
+        VideoSource::Test { .. } => return None,
+    };
+    let _ = fakes;
+    Some(Device {
+        element: "camera",
+        shown,
+        junction: "convert",
+        open,
+        stand_in: Box::new(move || camera_unavailable_picture(best)),
+    })
+}
+
+/// A V4L2 camera, opened (to READY) so a camera still missing fails here.
+fn open_camera(device: &std::path::Path) -> Result<Vec<gst::Element>, MediaError> {
+    let shown = device.display().to_string();
+    if !device.exists() {
+        return Err(MediaError::CameraMissing { device: shown });
+    }
+    let camera = make("v4l2src", "camera")?;
+    set_text(&camera, "device", &shown)?;
+    if camera.set_state(gst::State::Ready).is_err() {
+        let _ = camera.set_state(gst::State::Null);
+        return Err(MediaError::CameraMissing { device: shown });
+    }
+    Ok(vec![camera])
+}
+
+/// What is sent while the camera is away: a dark picture saying "Camera
+/// unavailable", with the clock so the far end sees it is live.
+fn camera_unavailable_picture(mode: VideoMode) -> Result<Vec<gst::Element>, MediaError> {
+    let source = make("videotestsrc", "camera-stand-in")?;
+    set_text(&source, "is-live", "true")?;
+    set_text(&source, "pattern", "solid-color")?;
+    set_number(&source, "foreground-color", 0xff20_2428)?;
+    let caps = caps_filter("camera-stand-in-caps", &raw_video_caps(mode))?;
+    // Without a font the picture stays plain dark: still a live stream.
+    if let Ok(font) = Font::system() {
+        let overlay = Overlay::attach(&caps)?;
+        let px = (mode.height / 12).max(10);
+        let text = font.render("Camera unavailable", px);
+        let x = mode.width.saturating_sub(text.width) / 2;
+        let y = mode.height.saturating_sub(text.height) / 2;
+        overlay.add_text(text, Placement { anchor: Anchor::At { x, y }, margin: 0, shaded: false });
+        let small = (mode.height / 20).max(8);
+        let placement = Placement { anchor: Anchor::TopLeft, margin: small / 2, shaded: true };
+        overlay.add_clock(ClockGlyphs::new(&font, small), "%H:%M:%S", placement);
+    }
+    Ok(vec![source, caps])
 }
 
 /// The camera, or a test picture with a moving pattern and a clock.
 fn camera_branch(
     pipeline: &mut Pipeline,
     source: &VideoSource,
+    fakes: &Fakes,
     mode: VideoMode,
 ) -> Result<Vec<gst::Element>, MediaError> {
+    #[cfg(test)]
+    if let Some(fake) = &fakes.camera {
+        return fake.open(mode);
+    }
+    let _ = fakes;
     match source {
         VideoSource::Camera { device } => {
             let shown = device.display().to_string();
@@ -508,20 +649,78 @@ fn self_view_branch() -> Result<Vec<gst::Element>, MediaError> {
     Ok(vec![queue, sink])
 }
 
-fn build_audio(settings: &AudioSendSettings, sink: &FrameSink) -> Result<Pipeline, MediaError> {
+fn build_audio(
+    settings: &AudioSendSettings,
+    fakes: &Fakes,
+    sink: &FrameSink,
+    health: &DeviceHealth,
+) -> Result<(Pipeline, Option<StandIn>), MediaError> {
     let mut pipeline = Pipeline::new("audio-send")?;
-    let mut elements = microphone_branch(&mut pipeline, &settings.source)?;
+    let mut elements = microphone_branch(&mut pipeline, &settings.source, fakes)?;
+    let microphone_chain = elements.first().cloned().into_iter().collect();
     elements.extend(echo_cancel_branch(settings.echo_cancel)?);
     elements.extend(opus_branch(settings.bitrate_kbps)?);
     elements.push(frame_sink("frames", Codec::Opus, sink)?);
     pipeline.chain(&elements)?;
     // The admin page's meter reads the microphone here, only while asked (check.rs).
     crate::check::offer_audio(&pipeline.bin);
-    Ok(pipeline)
+    let stand_in = match microphone_device(&settings.source, fakes) {
+        Some(device) => Some(StandIn::watch(&pipeline.bin, device, microphone_chain, health.clone())?),
+        None => None,
+    };
+    Ok((pipeline, stand_in))
 }
 
-fn microphone_branch(pipeline: &mut Pipeline, source: &AudioSource) -> Result<Vec<gst::Element>, MediaError> {
+/// What the stand-in needs to replace and reopen a microphone; `None` for
+/// the test tone.
+fn microphone_device(source: &AudioSource, fakes: &Fakes) -> Option<Device> {
+    let (shown, open): (String, crate::fallback::SourceMaker) = match source {
+        #[cfg(test)]
+        _ if fakes.microphone.is_some() => {
+            let fake = fakes.microphone.clone()?;
+            ("fake microphone".into(), Box::new(move || fake.open()))
+        }
+        AudioSource::Microphone { device } => {
+            let device = device.clone();
+            (device.clone(), Box::new(move || open_microphone(&device)))
+        }
+        AudioSource::Test => return None,
+    };
+    let _ = fakes;
+    Some(Device { element: "microphone", shown, junction: "mic-convert", open, stand_in: Box::new(silence) })
+}
+
+/// An ALSA capture device, opened (to READY) so one still missing fails here.
+fn open_microphone(device: &str) -> Result<Vec<gst::Element>, MediaError> {
+    let mic = make("alsasrc", "microphone")?;
+    set_text(&mic, "device", device)?;
+    if mic.set_state(gst::State::Ready).is_err() {
+        let _ = mic.set_state(gst::State::Null);
+        return Err(MediaError::MicrophoneMissing { device: device.to_owned() });
+    }
+    Ok(vec![mic])
+}
+
+/// What is sent while the microphone is away.
+fn silence() -> Result<Vec<gst::Element>, MediaError> {
+    let source = make("audiotestsrc", "microphone-stand-in")?;
+    set_text(&source, "is-live", "true")?;
+    set_text(&source, "wave", "silence")?;
+    Ok(vec![source])
+}
+
+fn microphone_branch(
+    pipeline: &mut Pipeline,
+    source: &AudioSource,
+    fakes: &Fakes,
+) -> Result<Vec<gst::Element>, MediaError> {
+    #[cfg(test)]
+    let fake = fakes.microphone.as_ref().map(tests::FakeMicrophone::open).transpose()?.map(|mut chain| chain.remove(0));
+    #[cfg(not(test))]
+    let fake: Option<gst::Element> = None;
+    let _ = fakes;
     let mic = match source {
+        _ if fake.is_some() => fake.ok_or_else(|| MediaError::missing("audiotestsrc"))?,
         AudioSource::Microphone { device } => {
             let mic = make("alsasrc", "microphone")?;
             set_text(&mic, "device", device)?;
@@ -600,4 +799,289 @@ fn frame_sink(name: &str, codec: Codec, sink: &FrameSink) -> Result<gst::Element
             .build(),
     );
     Ok(appsink.upcast())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Unplugging and plugging back a camera and a microphone in a running
+    //! send pipeline, with real GStreamer: sources that fail the way
+    //! v4l2src and alsasrc do (a resource error, then a flow error and
+    //! end-of-stream from the dead source), and a VP8/Opus decoder that
+    //! looks at what was sent.
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::fallback::RETRY;
+
+    /// Pipelines here are live and timed; one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    /// A white picture while plugged in; unplugged, it fails like v4l2src
+    /// does and cannot be opened again until plugged back.
+    #[derive(Clone, Debug, Default)]
+    pub(crate) struct FakeCamera {
+        unplugged: Arc<AtomicBool>,
+    }
+
+    impl FakeCamera {
+        pub(crate) fn open(&self, mode: VideoMode) -> Result<Vec<gst::Element>, MediaError> {
+            if self.unplugged.load(Ordering::SeqCst) {
+                return Err(MediaError::CameraMissing { device: "fake camera".into() });
+            }
+            let camera = make("videotestsrc", "camera")?;
+            set_text(&camera, "is-live", "true")?;
+            set_text(&camera, "pattern", "white")?;
+            fail_when_unplugged(&camera, &self.unplugged);
+            Ok(vec![camera, caps_filter("camera-caps", &raw_video_caps(mode))?])
+        }
+    }
+
+    /// A loud tone while plugged in; unplugged, it fails like alsasrc does.
+    #[derive(Clone, Debug, Default)]
+    pub(crate) struct FakeMicrophone {
+        unplugged: Arc<AtomicBool>,
+    }
+
+    impl FakeMicrophone {
+        pub(crate) fn open(&self) -> Result<Vec<gst::Element>, MediaError> {
+            if self.unplugged.load(Ordering::SeqCst) {
+                return Err(MediaError::MicrophoneMissing { device: "fake microphone".into() });
+            }
+            let mic = make("audiotestsrc", "microphone")?;
+            set_text(&mic, "is-live", "true")?;
+            set_text(&mic, "wave", "white-noise")?;
+            set_text(&mic, "volume", "0.5")?;
+            fail_when_unplugged(&mic, &self.unplugged);
+            Ok(vec![mic])
+        }
+    }
+
+    /// What a capture element does when its device goes: a resource error
+    /// on the bus, then its push fails (basesrc then posts a flow error and
+    /// sends end-of-stream downstream).
+    fn fail_when_unplugged(source: &gst::Element, unplugged: &Arc<AtomicBool>) {
+        let unplugged = Arc::clone(unplugged);
+        let element = source.clone();
+        if let Some(pad) = source.static_pad("src") {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if !unplugged.load(Ordering::SeqCst) {
+                    return gst::PadProbeReturn::Ok;
+                }
+                let msg = gst::message::Error::builder(gst::ResourceError::Read, "Could not read from resource.")
+                    .src(&element)
+                    .debug("fake device unplugged")
+                    .build();
+                let _ = element.post_message(msg);
+                info.flow_res = Err(gst::FlowError::Error);
+                gst::PadProbeReturn::Handled
+            });
+        }
+    }
+
+    /// What was sent, decoded: when it left the sender and its mean luma
+    /// (video) or RMS level (audio), with its timestamp.
+    struct Sent {
+        at: Instant,
+        level: f64,
+        /// Share of bright pixels in the picture's middle band (video).
+        middle_bright: f64,
+        pts: Option<Duration>,
+    }
+
+    /// Feeds every encoded frame through a real decoder on its own thread.
+    fn decoding(codec: Codec) -> (impl FnMut(EncodedFrame) + Send + 'static, mpsc::Receiver<Sent>) {
+        crate::init().expect("GStreamer initialises");
+        let (tx, rx) = mpsc::channel::<(Instant, EncodedFrame)>();
+        let (out_tx, out_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (description, caps) = match codec {
+                Codec::Vp8 => ("vp8dec ! videoconvert ! video/x-raw,format=GRAY8", "video/x-vp8"),
+                _ => (
+                    "opusdec ! audioconvert ! audio/x-raw,format=S16LE,channels=1",
+                    "audio/x-opus,channel-mapping-family=0",
+                ),
+            };
+            let line = format!(
+                "appsrc name=in is-live=true format=time caps={caps} ! {description} ! appsink name=out sync=false"
+            );
+            let pipeline = gst::parse::launch(&line).expect("decoder").downcast::<gst::Pipeline>().expect("pipeline");
+            let appsrc = pipeline.by_name("in").expect("in").downcast::<gst_app::AppSrc>().expect("appsrc");
+            let appsink = pipeline.by_name("out").expect("out").downcast::<gst_app::AppSink>().expect("appsink");
+            pipeline.set_state(gst::State::Playing).expect("decoder plays");
+            while let Ok((at, frame)) = rx.recv() {
+                let mut buffer = gst::Buffer::from_slice(frame.data);
+                if let Some(pts) = frame.pts {
+                    buffer.get_mut().expect("fresh").set_pts(gst::ClockTime::from_nseconds(pts.as_nanos() as u64));
+                }
+                if appsrc.push_buffer(buffer).is_err() {
+                    break;
+                }
+                let Some(sample) = appsink.try_pull_sample(gst::ClockTime::from_seconds(1)) else {
+                    continue;
+                };
+                let buffer = sample.buffer().expect("buffer");
+                let map = buffer.map_readable().expect("readable");
+                let (level, middle_bright) = if codec.is_video() {
+                    let info = gst_video::VideoInfo::from_caps(sample.caps().expect("caps")).expect("info");
+                    let (w, h, stride) = (info.width() as usize, info.height() as usize, info.stride()[0] as usize);
+                    let luma = |x: usize, y: usize| f64::from(map[y * stride + x]);
+                    let mean = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).map(|(x, y)| luma(x, y)).sum::<f64>()
+                        / (w * h) as f64;
+                    let band = (h * 2 / 5)..(h * 3 / 5);
+                    let bright = band
+                        .clone()
+                        .flat_map(|y| (0..w).map(move |x| (x, y)))
+                        .filter(|&(x, y)| luma(x, y) > 200.0)
+                        .count();
+                    (mean, bright as f64 / (band.len() * w) as f64)
+                } else {
+                    let samples: Vec<f64> =
+                        map.chunks_exact(2).map(|b| f64::from(i16::from_le_bytes([b[0], b[1]]))).collect();
+                    ((samples.iter().map(|s| s * s).sum::<f64>() / samples.len().max(1) as f64).sqrt(), 0.0)
+                };
+                if out_tx.send(Sent { at, level, middle_bright, pts: frame.pts }).is_err() {
+                    break;
+                }
+            }
+            let _ = pipeline.set_state(gst::State::Null);
+        });
+        (
+            move |frame| {
+                let _ = tx.send((Instant::now(), frame));
+            },
+            out_rx,
+        )
+    }
+
+    /// The next sent frame that `is` says yes to, within `within`; the ones
+    /// before it go to `seen`.
+    fn until(rx: &mpsc::Receiver<Sent>, within: Duration, seen: &mut Vec<Sent>, is: impl Fn(&Sent) -> bool) -> Sent {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let sent = rx.recv_timeout(left).unwrap_or_else(|_| panic!("nothing matching within {within:?}"));
+            if is(&sent) {
+                return sent;
+            }
+            seen.push(sent);
+        }
+    }
+
+    fn is_camera(s: &Sent) -> bool {
+        s.level > 200.0
+    }
+
+    fn is_unavailable_picture(s: &Sent) -> bool {
+        // Dark, with white text across the middle.
+        s.level < 80.0 && s.middle_bright > 0.02
+    }
+
+    #[test]
+    fn unplugged_camera_sends_the_unavailable_picture_and_comes_back_without_a_restart() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let fake = FakeCamera::default();
+        let mode = VideoMode::new(320, 240, 30).expect("valid mode");
+        let mut settings = VideoSendSettings::new(VideoSource::Test { pattern: TestPattern::Ball }, Codec::Vp8, mode);
+        settings.encoder = Some(EncoderKind::Vp8);
+        settings.bitrate_kbps = 500;
+        let (on_frame, rx) = decoding(Codec::Vp8);
+        let fakes = Fakes { camera: Some(fake.clone()), microphone: None };
+        let sender = VideoSender::start_with(settings, fakes, on_frame).expect("sender starts");
+        let camera = sender.camera();
+        let mut seen = Vec::new();
+        until(&rx, Duration::from_secs(10), &mut seen, is_camera);
+        assert!(camera.available());
+
+        let unplugged = Instant::now();
+        fake.unplugged.store(true, Ordering::SeqCst);
+        let first = until(&rx, Duration::from_secs(5), &mut seen, is_unavailable_picture);
+        let to_stand_in = first.at - unplugged;
+        assert!(!camera.available(), "the state says the camera is unavailable");
+        assert_eq!(camera.outages(), 1);
+        let problem = camera.problem().expect("a reason");
+        assert!(problem.contains("Could not read"), "{problem}");
+        sender.check().expect("a lost camera is not a pipeline failure");
+
+        // The stand-in is a live stream: a second of it, at the frame rate.
+        let start = Instant::now();
+        let mut during = vec![first];
+        while start.elapsed() < Duration::from_secs(1) {
+            during.push(rx.recv_timeout(Duration::from_secs(1)).expect("frames go on while the camera is away"));
+        }
+        assert!(during.len() >= 20, "{} frames in 1 s of stand-in", during.len());
+        assert!(during.iter().all(is_unavailable_picture), "only the unavailable picture while unplugged");
+
+        let plugged = Instant::now();
+        fake.unplugged.store(false, Ordering::SeqCst);
+        let back = until(&rx, RETRY + Duration::from_secs(5), &mut during, is_camera);
+        let to_camera = back.at - plugged;
+        assert!(camera.available(), "the state says the camera is back");
+        assert!(camera.problem().is_none());
+        let after: Vec<Sent> =
+            (0..10).map(|_| rx.recv_timeout(Duration::from_secs(2)).expect("frames after")).collect();
+        assert!(after.iter().all(is_camera), "the camera's picture stays");
+        sender.check().expect("no pipeline error");
+
+        // One stream going forward for the far end: timestamps never go back.
+        let stamps: Vec<Duration> =
+            seen.iter().chain(&during).chain([&back]).chain(&after).filter_map(|s| s.pts).collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "timestamps go forward: {stamps:?}");
+        println!(
+            "camera unplugged → first \"Camera unavailable\" frame sent: {} ms; plugged back → first camera frame sent: {} ms (retry every {} s)",
+            to_stand_in.as_millis(),
+            to_camera.as_millis(),
+            RETRY.as_secs()
+        );
+        assert!(to_stand_in < Duration::from_secs(1), "{to_stand_in:?}");
+        assert!(to_camera < RETRY + Duration::from_secs(2), "{to_camera:?}");
+    }
+
+    #[test]
+    fn unplugged_microphone_sends_silence_and_comes_back() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let fake = FakeMicrophone::default();
+        let mut settings = AudioSendSettings::new(AudioSource::Test);
+        settings.echo_cancel = false;
+        let (on_frame, rx) = decoding(Codec::Opus);
+        let fakes = Fakes { camera: None, microphone: Some(fake.clone()) };
+        let sender = AudioSender::start_with(settings, &fakes, on_frame).expect("sender starts");
+        let microphone = sender.microphone();
+        let loud = |s: &Sent| s.level > 1000.0;
+        let quiet = |s: &Sent| s.level < 50.0;
+        let mut seen = Vec::new();
+        until(&rx, Duration::from_secs(10), &mut seen, loud);
+
+        let unplugged = Instant::now();
+        fake.unplugged.store(true, Ordering::SeqCst);
+        let first = until(&rx, Duration::from_secs(5), &mut seen, quiet);
+        let to_silence = first.at - unplugged;
+        assert!(!microphone.available());
+        assert!(microphone.problem().expect("a reason").contains("Could not read"));
+        sender.check().expect("a lost microphone is not a pipeline failure");
+        let start = Instant::now();
+        let mut during = 0;
+        while start.elapsed() < Duration::from_secs(1) {
+            let s = rx.recv_timeout(Duration::from_secs(1)).expect("packets go on while the microphone is away");
+            assert!(quiet(&s), "silence while unplugged, got level {}", s.level);
+            during += 1;
+        }
+
+        let plugged = Instant::now();
+        fake.unplugged.store(false, Ordering::SeqCst);
+        let mut rest = Vec::new();
+        let back = until(&rx, RETRY + Duration::from_secs(5), &mut rest, loud);
+        let to_microphone = back.at - plugged;
+        assert!(microphone.available());
+        sender.check().expect("no pipeline error");
+        println!(
+            "microphone unplugged → silence sent: {} ms ({during} packets in the next second); plugged back → its sound sent: {} ms",
+            to_silence.as_millis(),
+            to_microphone.as_millis()
+        );
+        assert!(to_silence < Duration::from_secs(1), "{to_silence:?}");
+        assert!(to_microphone < RETRY + Duration::from_secs(2), "{to_microphone:?}");
+    }
 }
