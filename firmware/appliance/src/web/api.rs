@@ -149,6 +149,11 @@ pub fn validate_join(req: &JoinRequest, require_key: bool, plain_ws_hosts: &[Str
             "`janus+ws://` (no TLS) reaches only this device's loopback and the hosts listed in its config file \
              ([links] plain_ws_hosts); use `janus+wss://`",
         )),
+        Target::Jitsi(t) if !t.is_secure() && !plain_ws_allowed(t.host(), plain_ws_hosts) => Err(ApiError::field(
+            "link",
+            "`jitsi+ws://` (no TLS) reaches only this device's loopback and the hosts listed in its config file \
+             ([links] plain_ws_hosts); use the meeting's https:// link",
+        )),
         _ => Ok(link),
     }
 }
@@ -278,6 +283,13 @@ mod tests {
         assert!(join("10.231.7.2:8188", &["10.231.0.0/40".to_owned()]).is_err(), "a bad prefix lists nothing");
         let wss = JoinRequest { link: format!("janus+wss://192.168.1.1/?room=1{key}") };
         assert!(validate_join(&wss, true, &[]).is_ok(), "TLS signalling goes anywhere");
+        // The same rule for Jitsi's plain WebSocket links; a Jitsi link needs no key.
+        let jitsi = |link: &str, listed: &[String]| validate_join(&JoinRequest { link: link.to_owned() }, true, listed);
+        assert!(jitsi("jitsi+ws://127.0.0.1:5280/room?domain=meet.jitsi", &[]).is_ok());
+        let e = jitsi("jitsi+ws://10.0.0.1:5280/room?domain=meet.jitsi", &[]).expect_err("refused");
+        assert!(e.message.contains("plain_ws_hosts"), "{}", e.message);
+        assert!(jitsi("jitsi+ws://10.231.7.2:5280/room?domain=meet.jitsi", &lab).is_ok());
+        assert!(jitsi("https://meet.example.org/Room", &[]).is_ok(), "TLS signalling goes anywhere");
     }
 
     #[test]
