@@ -267,6 +267,17 @@ test('idle: a moving preview, a moving meter, the tone refused with its reason, 
   assert.deepEqual(await options('speaker'), ['auto', ...found.speakers.map((m) => m.id), 'none']);
   assert.deepEqual(await page.evaluate(() => ['camera', 'microphone', 'speaker'].map((n) => document.querySelector(`#settings-form select[name=${n}]`).value)), ['test', 'test', 'none'], 'the configured devices are chosen');
   t.diagnostic(`cloakroom devices: ${found.cameras.length} camera(s), ${found.microphones.length} microphone(s), ${found.speakers.length} speaker(s)`);
+  // Modes: suggestions for the chosen camera (the test picture: the usual sizes), the frame rates at the chosen size.
+  const listed = (id) => page.evaluate((i) => [...document.querySelectorAll(`#${i} option`)].map((o) => o.value), id);
+  assert.deepEqual(await listed('resolution-list'), ['320x240', '640x360', '640x480', '1280x720', '1920x1080']);
+  assert.deepEqual(await listed('framerate-list'), ['10', '15', '20', '25', '30']);
+  if (found.cameras.length > 0) {
+    const cam = found.cameras[0];
+    await page.selectOption('#settings-form select[name=camera]', cam.path);
+    const sizes = new Set(cam.formats.flatMap((f) => f.resolutions.map((r) => `${r.width}x${r.height}`)));
+    assert.deepEqual(new Set(await listed('resolution-list')), sizes, 'the camera\'s own sizes');
+    await page.selectOption('#settings-form select[name=camera]', 'test');
+  }
 
   // Version and uptime; addresses as the kernel lists them.
   await page.waitForFunction(() => document.getElementById('version').textContent !== '—');

@@ -143,6 +143,33 @@ function fillDeviceChoices(d, s) {
   fill("camera", [["auto", "Automatic: the first camera found"], ...(d.cameras || []).map((c) => [c.path, `${c.name} (${c.path})`]), ["test", "Test picture"]]);
   fill("microphone", [["auto", "Automatic: the first microphone found"], ...(d.microphones || []).map((m) => [m.id, `${m.name} (${m.id})`]), ["test", "Test tone"]]);
   fill("speaker", [["auto", "Automatic: the first speaker found"], ...(d.speakers || []).map((m) => [m.id, `${m.name} (${m.id})`]), ["none", "None: no sound"]]);
+  const f = $("settings-form").elements;
+  f.camera.addEventListener("change", () => fillModes(d));
+  f.resolution.addEventListener("change", () => fillModes(d));
+}
+
+// The video modes the chosen camera offers (from `cloakroom devices`) as suggestions for the
+// resolution and frame rate; the test picture is made at any size, so it gets the usual ones.
+// Other sizes may still be typed: the picture is scaled to them.
+function fillModes(d) {
+  const f = $("settings-form").elements;
+  const cams = d.cameras || [];
+  const cam = f.camera.value === "auto" ? cams[0] : cams.find((c) => c.path === f.camera.value);
+  const modes = new Map(); // "WxH" -> Set of frame rates
+  if (cam) {
+    for (const fmt of cam.formats || []) for (const r of fmt.resolutions || []) {
+      const key = `${r.width}x${r.height}`;
+      if (!modes.has(key)) modes.set(key, new Set());
+      for (const fr of r.frame_rates || []) if (fr.denominator) modes.get(key).add(Math.round(fr.numerator / fr.denominator));
+    }
+  } else if (f.camera.value === "test") {
+    for (const key of ["320x240", "640x360", "640x480", "1280x720", "1920x1080"]) modes.set(key, new Set([10, 15, 20, 25, 30]));
+  }
+  const byArea = [...modes.keys()].sort((a, b) => a.split("x").reduce((x, y) => x * y) - b.split("x").reduce((x, y) => x * y));
+  const option = (value) => { const o = document.createElement("option"); o.value = value; return o; };
+  $("resolution-list").replaceChildren(...byArea.map(option));
+  const rates = [...(modes.get(f.resolution.value) || new Set([...modes.values()].flatMap((r) => [...r])))].filter((r) => r >= 1 && r <= 60).sort((a, b) => a - b);
+  $("framerate-list").replaceChildren(...rates.map((r) => option(String(r))));
 }
 
 // Each participant with the meeting's encryption state (every frame of the meeting is sealed with its key).
@@ -234,6 +261,7 @@ async function loadSettings() {
     const el = f.elements[k]; if (!el) continue;
     if (el.type === "checkbox") el.checked = v; else el.value = v;
   }
+  fillModes(d);
 }
 
 function wireSettings() {
