@@ -235,11 +235,15 @@ fn swap(
         message,
     };
     let target = bin.by_name(junction).ok_or_else(|| failed(junction, "not in the pipeline".into()))?;
+    // Stopped before unlinked: a source still streaming would fail its next
+    // push as not-linked, an error on the bus.
+    for element in old {
+        let _ = element.set_state(gst::State::Null);
+    }
     if let Some(last) = old.last() {
         last.unlink(&target);
     }
     for element in old {
-        let _ = element.set_state(gst::State::Null);
         let _ = bin.remove(element);
     }
     bin.add_many(&new).map_err(|e| failed("bin", e.to_string()))?;

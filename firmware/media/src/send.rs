@@ -1037,6 +1037,25 @@ mod tests {
         );
         assert!(to_stand_in < Duration::from_secs(1), "{to_stand_in:?}");
         assert!(to_camera < RETRY + Duration::from_secs(2), "{to_camera:?}");
+
+        // Again, plugged back at once: the same elements' names, a fresh
+        // camera, up to a whole retry period to wait.
+        let unplugged = Instant::now();
+        fake.unplugged.store(true, Ordering::SeqCst);
+        let mut rest = Vec::new();
+        let first = until(&rx, Duration::from_secs(5), &mut rest, is_unavailable_picture);
+        assert_eq!(camera.outages(), 2);
+        let plugged = Instant::now();
+        fake.unplugged.store(false, Ordering::SeqCst);
+        let back = until(&rx, RETRY + Duration::from_secs(5), &mut rest, is_camera);
+        assert!(camera.available());
+        sender.check().expect("no pipeline error");
+        println!(
+            "again: unplugged → unavailable picture: {} ms; plugged back at once → camera: {} ms",
+            (first.at - unplugged).as_millis(),
+            (back.at - plugged).as_millis()
+        );
+        assert!(back.at - plugged < RETRY + Duration::from_secs(2));
     }
 
     #[test]
