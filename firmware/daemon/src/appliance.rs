@@ -91,6 +91,9 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     let watchdog_every = notify::watchdog_interval();
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     let mut screen_tick = tokio::time::interval(SCREEN_REFRESH);
+    let (mut qr, mut qr_codes) = crate::qr_scan::QrScan::new();
+    let mut qr_tick = tokio::time::interval(crate::qr_scan::TICK);
+    let mut qr_shown: Option<String> = None;
     let mut last_state = RoomState::Idle;
     let mut restart = false;
     loop {
@@ -110,6 +113,20 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
                 });
             }
             Some(generation) = ended.recv() => runner.finished(generation),
+            Some(code) = qr_codes.recv() => qr.handle_code(&code, &crate::qr_scan::rules(lock(&config).settings()), &room),
+            _ = qr_tick.tick() => {
+                let status = room.status();
+                let idle = status.state == RoomState::Idle && !runner.is_running();
+                let camera = lock(&config).settings().camera.clone();
+                let first_camera = devices.cameras.first().map(|c| Path::new(&c.path));
+                let preview = checks.checks.running().0;
+                qr.tick(&crate::qr_scan::Situation { idle, preview, camera: &camera, first_camera }, &room);
+                if qr.banner() != qr_shown.as_deref() && idle {
+                    qr_shown = qr.banner().map(str::to_owned);
+                    let name = lock(&config).settings().room_name.clone();
+                    screen.refresh(&pairing, &name, qr.banner().or(status.problem().as_deref()));
+                }
+            }
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::notify("WATCHDOG=1"),
             _ = screen_tick.tick() => {
                 checks.checks.set_meeting(runner.is_running());
@@ -122,7 +139,7 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
                 if !runner.is_running() && matches!(status.state, RoomState::Idle | RoomState::Reconnecting | RoomState::Error) {
                     let name = lock(&config).settings().room_name.clone();
                     // Between attempts the screen says why the room is not in its meeting.
-                    screen.refresh(&pairing, &name, status.problem().as_deref());
+                    screen.refresh(&pairing, &name, qr.banner().or(status.problem().as_deref()));
                 }
             }
         }
@@ -231,6 +248,9 @@ fn meeting_settings(
         "auto" => devices.cameras.first().map(|c| c.path.clone()).context(
             "no camera: devices.camera is \"auto\" and no V4L2 camera was found (plug one in, or name one in the settings)",
         )?,
+        // A still picture is a camera for the QR scanner's tests (qr_scan.rs); meetings send
+        // the test picture then. TODO: send the picture itself (a `send::VideoSource` for it).
+        still if still.starts_with("image:") => "test".to_owned(),
         other => other.to_owned(),
     };
     let audio = match settings.microphone.as_str() {
@@ -433,7 +453,11 @@ fn spawn_button(line: cloakroom_board::GpioLine, room: Arc<SupervisedRoom>) {
             match button.next_event(Instant::now() + Duration::from_secs(60)) {
                 Ok(Some(cloakroom_board::button::ButtonEvent::Press { held, .. })) => {
                     tracing::info!(held_ms = held.as_millis() as u64, "mute button pressed");
-                    room.handle_input(Input::ToggleMute);
+                    // During a join-by-QR countdown the button stops it instead of muting.
+                    let qr = cloakroom_appliance::qr_join::CancelledBy::Button;
+                    if !cloakroom_appliance::web::qr::COUNTDOWN.request_cancel(qr) {
+                        room.handle_input(Input::ToggleMute);
+                    }
                 }
                 Ok(Some(cloakroom_board::button::ButtonEvent::LongPress { .. })) => {
                     tracing::info!("mute button held: leaving the meeting");

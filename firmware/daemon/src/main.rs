@@ -25,6 +25,7 @@ mod appliance;
 mod harden;
 mod logs;
 mod notify;
+mod qr_scan;
 mod room;
 
 use std::io::Read as _;

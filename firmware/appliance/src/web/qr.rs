@@ -22,11 +22,12 @@ use axum::routing::post;
 
 use super::api::{self, ApiError};
 use super::{Access, AppState, authorize};
+use crate::qr_join::CancelledBy;
 
-/// Whether a countdown runs, and whether someone asked to stop it.
+/// Whether a countdown runs, and who asked to stop it.
 #[derive(Debug)]
 pub struct CountdownControl {
-    state: Mutex<(bool, bool)>,
+    state: Mutex<(bool, Option<CancelledBy>)>,
 }
 
 /// The daemon's countdown control.
@@ -35,7 +36,7 @@ pub static COUNTDOWN: CountdownControl = CountdownControl::new();
 impl CountdownControl {
     /// No countdown, nothing asked.
     pub const fn new() -> Self {
-        Self { state: Mutex::new((false, false)) }
+        Self { state: Mutex::new((false, None)) }
     }
 
     /// The daemon: whether a countdown runs now (a stop asked for before
@@ -43,21 +44,23 @@ impl CountdownControl {
     pub fn set_counting(&self, counting: bool) {
         let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if s.0 != counting {
-            *s = (counting, false);
+            *s = (counting, None);
         }
     }
 
     /// The page or the mute button: asks to stop the countdown; whether one ran.
-    pub fn request_cancel(&self) -> bool {
+    pub fn request_cancel(&self, by: CancelledBy) -> bool {
         let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        s.1 |= s.0;
+        if s.0 && s.1.is_none() {
+            s.1 = Some(by);
+        }
         s.0
     }
 
-    /// The daemon: whether a stop was asked for since the last call.
-    pub fn take_cancel(&self) -> bool {
+    /// The daemon: who asked to stop since the last call, if anyone.
+    pub fn take_cancel(&self) -> Option<CancelledBy> {
         let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        std::mem::take(&mut s.1)
+        s.1.take()
     }
 }
 
@@ -81,7 +84,7 @@ async fn cancel(
     if !body.is_empty() {
         api::parse_body::<serde_json::Map<String, serde_json::Value>>(&body)?;
     }
-    if !COUNTDOWN.request_cancel() {
+    if !COUNTDOWN.request_cancel(CancelledBy::Page) {
         return Err(ApiError::new(StatusCode::CONFLICT, "no_countdown", "the room is not counting down to a join"));
     }
     st.ctx.logs.push("info", "join by QR code cancelled on the page");
@@ -95,15 +98,16 @@ mod tests {
     #[test]
     fn a_stop_counts_only_during_a_countdown() {
         let c = CountdownControl::new();
-        assert!(!c.request_cancel(), "nothing counts down");
+        assert!(!c.request_cancel(CancelledBy::Page), "nothing counts down");
         c.set_counting(true);
-        assert!(!c.take_cancel(), "the earlier request is not kept");
-        assert!(c.request_cancel());
-        assert!(c.take_cancel());
-        assert!(!c.take_cancel(), "taken once");
-        c.request_cancel();
+        assert_eq!(c.take_cancel(), None, "the earlier request is not kept");
+        assert!(c.request_cancel(CancelledBy::Button));
+        assert!(c.request_cancel(CancelledBy::Page));
+        assert_eq!(c.take_cancel(), Some(CancelledBy::Button), "the first one counts");
+        assert_eq!(c.take_cancel(), None, "taken once");
+        c.request_cancel(CancelledBy::Page);
         c.set_counting(false);
         c.set_counting(true);
-        assert!(!c.take_cancel(), "a new countdown starts clean");
+        assert_eq!(c.take_cancel(), None, "a new countdown starts clean");
     }
 }
