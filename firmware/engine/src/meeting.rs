@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cloakroom_connectors::janus::{JanusSession, JanusSettings, Room};
-use cloakroom_connectors::jitsi::{JitsiSession, JitsiSettings};
+use cloakroom_connectors::jitsi::{JitsiSession, JitsiSettings, config};
 use cloakroom_connectors::signalling::{
     ConnectorState, Direction, Event, Failure, Input, ParticipantId, PeerId, Verification,
 };
@@ -154,7 +154,7 @@ pub fn signalling_for(link: &MeetingLink, display: &str) -> Signalling {
             ))
         }
         Target::Jitsi(jitsi) => {
-            let settings = JitsiSettings {
+            let mut settings = JitsiSettings {
                 domain: jitsi.domain().to_owned(),
                 room_jid: jitsi.room_jid(),
                 focus: jitsi.focus().to_owned(),
@@ -164,14 +164,33 @@ pub fn signalling_for(link: &MeetingLink, display: &str) -> Signalling {
                 require_e2ee: true,
                 endpoint: None,
             };
-            let session = Box::new(JitsiSession::new(Instant::now(), settings));
-            tokio::spawn(transport::websocket::run(
-                jitsi.server_url(),
-                Some(cloakroom_connectors::jitsi::WS_PROTOCOL),
-                session,
-                input_rx,
-                event_tx,
-            ))
+            let jitsi = jitsi.clone();
+            tokio::spawn(async move {
+                let mut url = jitsi.server_url();
+                if let Some(config_url) = jitsi.config_js_url() {
+                    // Where the deployment's XMPP is, as Jitsi's own apps learn it.
+                    match transport::http::get_text(&config_url, config::MAX_CONFIG_JS, CONFIG_JS_TIMEOUT).await {
+                        Ok(text) => {
+                            let found = config::parse(&text);
+                            tracing::info!(?found, "the deployment's config.js (what it does not say, stock names)");
+                            apply_deployment_config(&mut settings, &mut url, &found, jitsi.room());
+                        }
+                        Err(e) => tracing::warn!(
+                            error = %e,
+                            "could not read the deployment's config.js; assuming a stock deployment's names"
+                        ),
+                    }
+                }
+                let session = Box::new(JitsiSession::new(Instant::now(), settings));
+                transport::websocket::run(
+                    url,
+                    Some(cloakroom_connectors::jitsi::WS_PROTOCOL),
+                    session,
+                    input_rx,
+                    event_tx,
+                )
+                .await
+            })
         }
         // A link this build parses but has no connector for.
         #[allow(unreachable_patterns)]
@@ -186,6 +205,33 @@ pub fn signalling_for(link: &MeetingLink, display: &str) -> Signalling {
         }
     };
     Signalling { inputs: input_tx, events: event_rx, driver }
+}
+
+/// How long reading a Jitsi deployment's `config.js` may take.
+const CONFIG_JS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Applies what a deployment's `config.js` says to the connector's settings
+/// and the WebSocket URL; what it does not say keeps the stock names.
+fn apply_deployment_config(
+    settings: &mut JitsiSettings,
+    url: &mut String,
+    found: &config::DeploymentConfig,
+    room: &str,
+) {
+    if let Some(domain) = &found.domain {
+        settings.domain.clone_from(domain);
+        settings.focus = format!("focus.{domain}");
+        settings.room_jid = format!("{}@conference.{domain}", room.to_lowercase());
+    }
+    if let Some(muc) = &found.muc {
+        settings.room_jid = format!("{}@{muc}", room.to_lowercase());
+    }
+    if let Some(focus) = &found.focus {
+        settings.focus.clone_from(focus);
+    }
+    if let Some(ws) = &found.websocket {
+        url.clone_from(ws);
+    }
 }
 
 /// Outgoing frames from the GStreamer threads, already sealed.
@@ -903,6 +949,36 @@ fn rand_u32() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deployment_s_config_js_overrides_the_stock_names_it_gives() {
+        let base = || JitsiSettings {
+            domain: "meet.example.org".into(),
+            room_jid: "weekly@conference.meet.example.org".into(),
+            focus: "focus.meet.example.org".into(),
+            display: "Room".into(),
+            require_e2ee: true,
+            endpoint: None,
+        };
+        let mut s = base();
+        let mut url = "wss://meet.example.org/xmpp-websocket".to_owned();
+        let found = config::DeploymentConfig {
+            domain: Some("xmpp.example.org".into()),
+            muc: Some("muc.xmpp.example.org".into()),
+            focus: None,
+            websocket: Some("wss://signal.example.org/xmpp-websocket".into()),
+        };
+        apply_deployment_config(&mut s, &mut url, &found, "Weekly");
+        assert_eq!(s.domain, "xmpp.example.org");
+        assert_eq!(s.room_jid, "weekly@muc.xmpp.example.org");
+        assert_eq!(s.focus, "focus.xmpp.example.org");
+        assert_eq!(url, "wss://signal.example.org/xmpp-websocket");
+        let mut s = base();
+        let mut url = "wss://meet.example.org/xmpp-websocket".to_owned();
+        apply_deployment_config(&mut s, &mut url, &config::DeploymentConfig::default(), "Weekly");
+        assert_eq!(s, base(), "nothing said, nothing changed");
+        assert_eq!(url, "wss://meet.example.org/xmpp-websocket");
+    }
 
     #[test]
     fn silence_packet_is_one_celt_fullband_20ms_mono_frame() {

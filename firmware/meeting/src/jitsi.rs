@@ -126,6 +126,18 @@ impl JitsiTarget {
         &self.focus
     }
 
+    /// Where the deployment's `config.js` is, for links written as the
+    /// meeting's `https://` URL (test links name their XMPP domain instead).
+    pub fn config_js_url(&self) -> Option<String> {
+        if !self.web_link {
+            return None;
+        }
+        Some(match self.port {
+            Some(port) => format!("https://{}:{port}/config.js", self.host),
+            None => format!("https://{}/config.js", self.host),
+        })
+    }
+
     /// The room's bare JID: `<room, lower-cased>@<muc>`.
     pub fn room_jid(&self) -> String {
         format!("{}@{}", self.room.to_lowercase(), self.muc)

@@ -212,6 +212,7 @@ fn parses_jitsi_meeting_urls_with_stock_defaults() {
     assert_eq!(jitsi.domain(), "meet.example.org");
     assert_eq!(jitsi.focus(), "focus.meet.example.org");
     assert_eq!(link.to_string(), "https://meet.example.org/WeeklySync");
+    assert_eq!(jitsi.config_js_url().as_deref(), Some("https://meet.example.org/config.js"));
     // Jitsi's own `#config.` overrides are dropped, never sent nor shown.
     let with_config = MeetingLink::parse("https://meet.example.org:8443/Room#config.startWithAudioMuted=true")
         .expect("config fragment");
@@ -228,6 +229,7 @@ fn parses_plain_websocket_jitsi_links_for_test_servers() {
     assert_eq!(jitsi.room_jid(), "probe-1@conference.meet.jitsi");
     assert_eq!(jitsi.focus(), "focus.meet.jitsi");
     assert_eq!(link.to_string(), "jitsi+ws://10.231.9.2:5280/probe-1?domain=meet.jitsi");
+    assert_eq!(jitsi.config_js_url(), None, "a test link names its domain");
     // The domain defaults to the host when it is a name.
     let named = MeetingLink::parse("jitsi+wss://xmpp.example.org/room").expect("named host");
     let Target::Jitsi(named) = named.target() else { panic!("jitsi") };

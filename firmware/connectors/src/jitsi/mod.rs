@@ -11,6 +11,7 @@
 //! refuse lib-jitsi-meet's `transport-info` (its fingerprint has no `setup`),
 //! both seen against the captured stanzas.
 
+pub mod config;
 pub mod jingle;
 pub mod session;
 mod xml;

@@ -136,23 +136,7 @@ async fn connect(url: &str, subprotocol: Option<&'static str>) -> Result<Socket,
     }
 }
 
-/// TLS for `wss://`: rustls with the ring provider and the operating
-/// system's CA certificates (the device's CA bundle is updated with the image).
+/// TLS for `wss://` (see [`super::tls_client_config`]).
 fn tls_connector() -> Result<tokio_tungstenite::Connector, ConnectorError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        // A CA the parser rejects is skipped; the others still verify.
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        return Err(ConnectorError::Unsupported { what: "wss:// without any CA certificate on the system" });
-    }
-    let config =
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|_| ConnectorError::Unsupported { what: "TLS protocol versions" })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config)))
+    Ok(tokio_tungstenite::Connector::Rustls(super::tls_client_config()?))
 }
