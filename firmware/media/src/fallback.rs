@@ -68,7 +68,8 @@ impl DeviceHealth {
         self.inner.lost.store(true, Ordering::Release);
     }
 
-    fn set_back(&self) {
+    /// The real device is in (again): at start, after a rebuild, or reopened.
+    pub(crate) fn set_back(&self) {
         self.inner.lost.store(false, Ordering::Release);
         *self.inner.problem.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }

@@ -250,7 +250,8 @@ impl VideoSender {
     }
 
     /// Tears the pipeline down and builds it again with the current mode and
-    /// bitrate, e.g. when an unplugged camera is back.
+    /// bitrate, e.g. after a failure [`VideoSender::check`] reported. (An
+    /// unplugged camera needs none: it comes back by itself.)
     pub fn rebuild(&mut self) -> Result<(), MediaError> {
         self.stand_in = None;
         let _ = self.pipeline.bin.set_state(gst::State::Null);
@@ -412,7 +413,11 @@ fn build_video(
     // The admin page's preview reads the camera here, only while asked (check.rs).
     crate::check::offer_video(&pipeline.bin);
     let stand_in = match camera_device(&settings.source, fakes, settings.mode) {
-        Some(device) => Some(StandIn::watch(&pipeline.bin, device, camera_chain, health.clone())?),
+        Some(device) => {
+            // Built with the camera itself (a rebuild after an outage too).
+            health.set_back();
+            Some(StandIn::watch(&pipeline.bin, device, camera_chain, health.clone())?)
+        }
         None => None,
     };
     Ok((pipeline, stand_in))
@@ -665,7 +670,10 @@ fn build_audio(
     // The admin page's meter reads the microphone here, only while asked (check.rs).
     crate::check::offer_audio(&pipeline.bin);
     let stand_in = match microphone_device(&settings.source, fakes) {
-        Some(device) => Some(StandIn::watch(&pipeline.bin, device, microphone_chain, health.clone())?),
+        Some(device) => {
+            health.set_back();
+            Some(StandIn::watch(&pipeline.bin, device, microphone_chain, health.clone())?)
+        }
         None => None,
     };
     Ok((pipeline, stand_in))
@@ -1056,6 +1064,36 @@ mod tests {
             (back.at - plugged).as_millis()
         );
         assert!(back.at - plugged < RETRY + Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_rebuild_while_the_camera_is_away_starts_from_the_camera() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let fake = FakeCamera::default();
+        let mode = VideoMode::new(320, 240, 30).expect("valid mode");
+        let mut settings = VideoSendSettings::new(VideoSource::Test { pattern: TestPattern::Ball }, Codec::Vp8, mode);
+        settings.encoder = Some(EncoderKind::Vp8);
+        let (on_frame, rx) = decoding(Codec::Vp8);
+        let fakes = Fakes { camera: Some(fake.clone()), microphone: None };
+        let mut sender = VideoSender::start_with(settings, fakes, on_frame).expect("sender starts");
+        let camera = sender.camera();
+        let mut seen = Vec::new();
+        until(&rx, Duration::from_secs(10), &mut seen, is_camera);
+        fake.unplugged.store(true, Ordering::SeqCst);
+        until(&rx, Duration::from_secs(5), &mut seen, is_unavailable_picture);
+        assert!(!camera.available());
+        fake.unplugged.store(false, Ordering::SeqCst);
+        sender.rebuild().expect("rebuilt with the camera");
+        assert!(camera.available(), "the same handle says the camera is back");
+        until(&rx, Duration::from_secs(5), &mut seen, is_camera);
+        // A retry period later nothing was swapped behind the rebuilt pipeline's back.
+        std::thread::sleep(RETRY + Duration::from_millis(500));
+        while rx.try_recv().is_ok() {}
+        let after: Vec<Sent> = (0..5).map(|_| rx.recv_timeout(Duration::from_secs(2)).expect("frames")).collect();
+        assert!(after.iter().all(is_camera));
+        assert!(camera.available());
+        assert_eq!(camera.outages(), 1);
+        sender.check().expect("no pipeline error");
     }
 
     #[test]
