@@ -473,3 +473,14 @@ window.jitsiTest = {
   /** lib-jitsi-meet's JitsiConference, for experiments by hand; tests use the functions above. */
   conference: () => state.conf,
 };
+
+// Opened by a person (tools/demo --jitsi): `#ws=<url>&room=<room>&domain=<d>&name=<n>`
+// joins at once with E2EE on; the room's picture appears below.
+{
+  const h = new URLSearchParams(location.hash.slice(1));
+  if (h.get('ws') && h.get('room')) {
+    start({ wsUrl: h.get('ws'), room: h.get('room'), domain: h.get('domain') ?? 'meet.jitsi', display: h.get('name') ?? 'Visitor' })
+      .then(() => note('joined from the page address'))
+      .catch((e) => document.body.insertAdjacentText('afterbegin', `could not join: ${e.message}`));
+  }
+}
