@@ -124,14 +124,19 @@ impl StandIn {
         add_junction_probe(&junction);
         let bus = bin.bus().ok_or_else(|| MediaError::NotRunning { pipeline: bin.name().to_string() })?;
         let (wake, woken) = mpsc::channel();
-        // Errors of the device's element are the stand-in's business; the
-        // rest stay on the bus for `check`. Runs on the posting thread (the
-        // device's streaming thread), so it only passes the word on.
+        // Errors of the device's element while it runs are the stand-in's
+        // business; the rest stay on the bus: for `check`, and a device that
+        // cannot be opened at start for the typed error `start` gives (its
+        // element is still below PAUSED then). Runs on the posting thread
+        // (the device's streaming thread), so it only passes the word on.
         let element = device.element;
         let to_thread = Mutex::new(wake.clone());
         bus.set_sync_handler(move |_, msg| {
             if let gst::MessageView::Error(err) = msg.view() {
-                if err.src().is_some_and(|s| s.name() == element) {
+                let running = |s: &gst::Object| {
+                    s.downcast_ref::<gst::Element>().is_some_and(|e| e.current_state() >= gst::State::Paused)
+                };
+                if err.src().is_some_and(|s| s.name() == element && running(s)) {
                     let message = match err.debug() {
                         Some(debug) => format!("{} ({debug})", err.error()),
                         None => err.error().to_string(),
