@@ -16,6 +16,12 @@
 //!                     ├─ junction probe ─ convert … encoder … appsink
 //! stand-in ───────────┘  (drops the dead source's EOS, keeps time going forward)
 //! ```
+//!
+//! TODO (issue 14 part 4, not done yet): the speaker going away (the receive
+//! pipeline's audio sink) and an encoder that fails mid-meeting are not
+//! recovered here; their errors stay on the pipelines' buses, for `check`.
+//! The engine does not read [`DeviceHealth`] yet, so the status, the page
+//! and the room screen do not say "camera unavailable"; the far end sees it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
