@@ -362,7 +362,8 @@ test('join from the admin page into Janus: a browser with the key sees the room;
   const { ctx, page } = await pairedAdminPage(t, { width: 1100, height: 1400 });
 
   // Bad links are refused with the reason, before anything starts.
-  await page.fill('#link', 'https://meet.example/room');
+  // (An https:// link is a Jitsi meeting now; a plain http:// one is refused.)
+  await page.fill('#link', 'http://meet.example/room');
   await page.click('#join-form button');
   await page.waitForFunction(() => document.getElementById('join-error').textContent.includes('scheme'));
   await page.fill('#link', `janus+ws://${new URL(janus.wsUrl).host}/?room=${ROOM}`);
