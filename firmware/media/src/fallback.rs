@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use gst::glib::translate::IntoGlib;
 use gst::prelude::*;
 
 use crate::MediaError;
@@ -137,21 +138,34 @@ impl StandIn {
         // (the device's streaming thread), so it only passes the word on.
         let element = device.element;
         let to_thread = Mutex::new(wake.clone());
+        // The element that failed last: its own later errors (basesrc's flow
+        // error after the resource error) are part of the same fault.
+        let failed = Mutex::new(gst::glib::WeakRef::<gst::Object>::new());
         bus.set_sync_handler(move |_, msg| {
-            if let gst::MessageView::Error(err) = msg.view() {
-                let running = |s: &gst::Object| {
-                    s.downcast_ref::<gst::Element>().is_some_and(|e| e.current_state() >= gst::State::Paused)
-                };
-                if err.src().is_some_and(|s| s.name() == element && running(s)) {
-                    let message = match err.debug() {
-                        Some(debug) => format!("{} ({debug})", err.error()),
-                        None => err.error().to_string(),
-                    };
-                    let _ = to_thread.lock().unwrap_or_else(PoisonError::into_inner).send(Wake::Failed(message));
-                    return gst::BusSyncReply::Drop;
-                }
+            let gst::MessageView::Error(err) = msg.view() else {
+                return gst::BusSyncReply::Pass;
+            };
+            let Some(src) = err.src().filter(|s| s.name() == element) else {
+                return gst::BusSyncReply::Pass;
+            };
+            let failed = failed.lock().unwrap_or_else(PoisonError::into_inner);
+            if failed.upgrade().as_ref() == Some(src) {
+                return gst::BusSyncReply::Drop;
             }
-            gst::BusSyncReply::Pass
+            let running = src.downcast_ref::<gst::Element>().is_some_and(|e| e.current_state() >= gst::State::Paused);
+            // A bare "streaming stopped, reason error" with nothing from the
+            // device before it means something downstream (the encoder)
+            // failed: not the device's fault, and no stand-in would help.
+            if !running || is_downstream_failure(err) {
+                return gst::BusSyncReply::Pass;
+            }
+            failed.set(Some(src));
+            let message = match err.debug() {
+                Some(debug) => format!("{} ({debug})", err.error()),
+                None => err.error().to_string(),
+            };
+            let _ = to_thread.lock().unwrap_or_else(PoisonError::into_inner).send(Wake::Failed(message));
+            gst::BusSyncReply::Drop
         });
         let weak = bin.downgrade();
         let thread = std::thread::Builder::new()
@@ -231,6 +245,12 @@ fn run(
             }
         }
     }
+}
+
+/// basesrc's error when a push returned `GST_FLOW_ERROR` (flow-return -5).
+fn is_downstream_failure(err: &gst::message::Error) -> bool {
+    err.error().matches(gst::StreamError::Failed)
+        && err.details().and_then(|d| d.get::<i32>("flow-return").ok()) == Some(gst::FlowReturn::Error.into_glib())
 }
 
 /// Takes `old` out of the running `bin` and puts `new` in its place, linked

@@ -1097,6 +1097,46 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_encoder_is_not_taken_for_the_camera() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let fake = FakeCamera::default();
+        let mode = VideoMode::new(320, 240, 30).expect("valid mode");
+        let mut settings = VideoSendSettings::new(VideoSource::Test { pattern: TestPattern::Ball }, Codec::Vp8, mode);
+        settings.encoder = Some(EncoderKind::Vp8);
+        let (on_frame, rx) = decoding(Codec::Vp8);
+        let fakes = Fakes { camera: Some(fake), microphone: None };
+        let sender = VideoSender::start_with(settings, fakes, on_frame).expect("sender starts");
+        let camera = sender.camera();
+        until(&rx, Duration::from_secs(10), &mut Vec::new(), is_camera);
+        // What a hardware encoder that gives up does: an error, then every
+        // push into it fails (the camera's thread stops with a flow error).
+        let encoder = sender.element("encoder").expect("encoder");
+        let broken = Arc::new(AtomicBool::new(false));
+        let pad = encoder.static_pad("sink").expect("sink pad");
+        let failing = Arc::clone(&broken);
+        let element = encoder.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if !failing.swap(true, Ordering::SeqCst) {
+                let msg = gst::message::Error::builder(gst::LibraryError::Encode, "Failed to encode frame.")
+                    .src(&element)
+                    .build();
+                let _ = element.post_message(msg);
+            }
+            info.flow_res = Err(gst::FlowError::Error);
+            gst::PadProbeReturn::Handled
+        });
+        match sender.wait_for_error(Duration::from_secs(5)) {
+            Some(MediaError::Pipeline { element, message, .. }) => {
+                assert_eq!(element, "encoder", "{message}");
+            }
+            other => panic!("the encoder's failure should be reported: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(camera.available(), "the camera did not fail: {:?}", camera.problem());
+        assert_eq!(camera.outages(), 0);
+    }
+
+    #[test]
     fn unplugged_microphone_sends_silence_and_comes_back() {
         let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
         let fake = FakeMicrophone::default();
