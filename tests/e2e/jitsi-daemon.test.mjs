@@ -6,10 +6,14 @@
 // over Olm in MUC private messages, frames are JFrame AES-GCM. Needs root.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { keepFailureLogs } from './lib/artifacts.mjs';
 import { startProsody, sleep } from './lib/prosody.mjs';
 import { launchBrowser } from './lib/browser.mjs';
-import { startDaemon } from './lib/daemon.mjs';
+import { startDaemon, DAEMON_BIN } from './lib/daemon.mjs';
 import { startJitsiPageServer, openJitsiParticipant, decodeWindow, brief } from './jitsi/page.mjs';
 
 const MOTION_MIN = 1.0; // mean absolute pixel difference (0..255) between samples 300 ms apart
@@ -180,4 +184,62 @@ test('a page without E2EE gets nothing of the room', { timeout: 90000 }, step('p
   assert.equal(s.remote?.[id]?.presentedFrames ?? 0, 0, `no frame of the room at a page without E2EE: ${brief(s)}`);
   assert.ok(!s.p2pActive, 'no media session with it');
   assert.ok(D.stderr.some((l) => l.includes('no media with this participant')), 'the room says why in its log');
+}));
+
+/** The appliance (`cloakroomd --config`) paired with the `cloakroom` command line, as an admin would. */
+async function appliance(t) {
+  const dir = mkdtempSync(join(tmpdir(), 'cloakroom-jitsi-appliance-'));
+  writeFileSync(join(dir, 'cloakroom.toml'), [
+    '[room]', 'name = "Board room"',
+    '[devices]', 'camera = "test"', 'microphone = "test"', 'speaker = "none"',
+    '[video]', 'resolution = "640x480"', 'framerate = 20', 'codec = "vp8"',
+    '[web]', 'bind = "127.0.0.1"', 'https_port = 0', 'http_port = 0',
+    '[links]', `plain_ws_hosts = ["${prosody.ip}"]`,
+    '[paths]', `state_dir = "${join(dir, 'state')}"`, '',
+  ].join('\n'));
+  const child = spawn(DAEMON_BIN, ['--config', join(dir, 'cloakroom.toml'), '--print-pairing'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const info = {};
+  const log = [];
+  child.stdout.on('data', (b) => { for (const l of String(b).split('\n')) { const i = l.indexOf(' '); if (i > 0) info[l.slice(0, i)] = l.slice(i + 1); } });
+  child.stderr.on('data', (b) => log.push(...String(b).split('\n')));
+  for (let i = 0; !(info.url && info.code) && i < 300; i++) await sleep(100);
+  const cliBin = DAEMON_BIN.replace(/cloakroomd$/, 'cloakroom');
+  const env = { ...process.env, CLOAKROOM_SESSION: join(dir, 'cli-session.json') };
+  const cli = (args, input) => {
+    const r = spawnSync(cliBin, args, { env, input, encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 0, `cloakroom ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const d = {
+    room: 'appliance', stderr: log, cli,
+    async stop() { child.kill('SIGTERM'); await Promise.race([new Promise((r) => child.on('exit', r)), sleep(8000)]); rmSync(dir, { recursive: true, force: true }); },
+  };
+  daemons.add(d);
+  assert.ok(info.url, `cloakroomd --config started:\n${log.slice(-20).join('\n')}`);
+  cli(['pair', info.code, '--device', info.url, '--fingerprint', info.fingerprint]);
+  return d;
+}
+
+test('SAS from the admin side: the page and the room confirm the same code and both end verified', { timeout: 120000 }, step('sas-confirm', async () => {
+  const name = `room${process.pid}v`;
+  const P = await page(name, { display: 'Page V' });
+  const D = await appliance();
+  D.cli(['join', '-'], `${prosody.jitsiLink(name)}\n`);
+  const id = await roomId(P);
+  await P.waitForParticipant(id, 20000, { e2ee: true });
+  await P.startVerification(id);
+  const s = await P.waitFor((s) => s.participants.find((p) => p.id === id)?.sas, 15000, 'the SAS code at the page');
+  const pageCode = s.participants.find((p) => p.id === id).sas.decimal.map(Number);
+  let status = '';
+  for (let i = 0; i < 50 && !status.includes('compare code'); i++) { status = D.cli(['status']); await sleep(200); }
+  const roomCode = (status.match(/compare code (\d+) (\d+) (\d+)/) ?? []).slice(1).map(Number);
+  console.log(`SAS: page ${pageCode.join(' ')}, room status "${status.split('\n').find((l) => l.startsWith('participants'))}"`);
+  assert.deepEqual(roomCode, pageCode, 'the room\'s status shows the page\'s code');
+  // People compared the codes: both sides say they match.
+  D.cli(['verify', 'Page V', 'confirm']);
+  await P.confirmVerification(id, true);
+  const done = await P.waitFor((s) => s.participants.find((p) => p.id === id)?.verification, 15000, 'the page\'s verification result');
+  assert.equal(done.participants.find((p) => p.id === id).verification.success, true, `the page verified the room: ${brief(done)}`);
+  for (let i = 0; i < 50 && !status.includes('(verified)'); i++) { status = D.cli(['status']); await sleep(200); }
+  assert.ok(status.includes('Page V (verified)'), `the room verified the page: ${status}`);
 }));

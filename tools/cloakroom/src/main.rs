@@ -3,7 +3,7 @@
 //! `cloakroom frame seal|open` seals and opens single frames in every wire
 //! format, so anyone can check a frame by hand or against another
 //! implementation. `cloakroom devices` lists what the device could use.
-//! `cloakroom pair|status|join|leave|mute` talk to a device's API.
+//! `cloakroom pair|status|join|leave|mute|verify` talk to a device's API.
 
 #![forbid(unsafe_code)]
 
@@ -37,6 +37,8 @@ enum Command {
     Leave,
     /// Mute or unmute the device's microphone.
     Mute(remote::MuteArgs),
+    /// Verify who a participant is (Jitsi meetings): start, then confirm or reject the code.
+    Verify(remote::VerifyArgs),
 }
 
 fn main() {
@@ -49,6 +51,7 @@ fn main() {
         Command::Join(args) => remote::join(args),
         Command::Leave => remote::leave(),
         Command::Mute(args) => remote::mute(args),
+        Command::Verify(args) => remote::verify(args),
     };
     if let Err(err) = result {
         eprintln!("cloakroom: {err:#}");

@@ -66,6 +66,21 @@ pub struct MuteArgs {
     state: OnOff,
 }
 
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The participant: their display name, or their id (`cloakroom status --json`).
+    participant: String,
+    /// Start verifying; then, having compared the code with theirs, confirm or reject it.
+    action: VerifyAction,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VerifyAction {
+    Start,
+    Confirm,
+    Reject,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum OnOff {
     On,
@@ -136,7 +151,27 @@ pub fn status(args: StatusArgs) -> Result<()> {
     if st["encryption"]["encrypted"].as_bool() == Some(true) {
         println!("encryption: end to end, key check {}", s(&st["encryption"]["verification"]));
     }
-    let people: Vec<String> = st["participants"].as_array().into_iter().flatten().map(|p| s(&p["display"])).collect();
+    let people: Vec<String> = st["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let v = &p["verification"];
+            let note = match v["state"].as_str() {
+                Some("code") => {
+                    let numbers: Vec<String> =
+                        v["decimals"].as_array().into_iter().flatten().map(|d| d.to_string()).collect();
+                    format!(" (compare code {})", numbers.join(" "))
+                }
+                Some("verified") => " (verified)".to_owned(),
+                Some("mismatch") => " (NOT verified: the codes differ)".to_owned(),
+                Some(_) => format!(" (verification failed: {})", s(&v["reason"])),
+                None => String::new(),
+            };
+            let refused = p["media_refused"].as_str().map(|r| format!(" (no media: {r})")).unwrap_or_default();
+            format!("{}{note}{refused}", s(&p["display"]))
+        })
+        .collect();
     println!("participants: {}", if people.is_empty() { "—".to_owned() } else { people.join(", ") });
     let m = &st["media"];
     println!(
@@ -174,6 +209,32 @@ pub fn mute(args: MuteArgs) -> Result<()> {
     let muted = matches!(args.state, OnOff::On);
     post("/api/mute", &json!({ "muted": muted }))?;
     println!("{}", if muted { "muted" } else { "unmuted" });
+    Ok(())
+}
+
+pub fn verify(args: VerifyArgs) -> Result<()> {
+    let (device, session) = load()?;
+    let st = device.request("GET", "/api/status", None, Some(&session), Some(&session.fingerprint))?.ok()?.json()?;
+    let people = st["participants"].as_array().cloned().unwrap_or_default();
+    let matching: Vec<&Value> = people
+        .iter()
+        .filter(|p| p["id"].as_str() == Some(&args.participant) || p["display"].as_str() == Some(&args.participant))
+        .collect();
+    let id = match matching.as_slice() {
+        [one] => one["id"].as_str().unwrap_or_default().to_owned(),
+        [] => anyhow::bail!("nobody called {:?} is in the meeting", args.participant),
+        _ => anyhow::bail!(
+            "more than one participant is called {:?}: give the id (cloakroom status --json)",
+            args.participant
+        ),
+    };
+    let action = match args.action {
+        VerifyAction::Start => "start",
+        VerifyAction::Confirm => "confirm",
+        VerifyAction::Reject => "reject",
+    };
+    post("/api/verify", &json!({ "participant": id, "action": action }))?;
+    println!("verification: {action}");
     Ok(())
 }
 

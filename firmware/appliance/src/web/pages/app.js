@@ -172,17 +172,48 @@ function fillModes(d) {
   $("framerate-list").replaceChildren(...rates.map((r) => option(String(r))));
 }
 
-// Each participant with the meeting's encryption state (every frame of the meeting is sealed with its key).
+// Each participant with the meeting's encryption state (every frame of the meeting is sealed with its key),
+// why the room exchanges no media with them if it does not, and verifying who they are (Jitsi's SAS):
+// start it, compare the code with theirs (the room's screen shows it too), then say whether it matched.
+function verifyLine(p, jitsi) {
+  const v = p.verification;
+  if (!v) return jitsi && !p.media_refused ? { text: "not verified", actions: [["Verify", "start", `Verify who ${p.display || "Guest"} is`]] } : null;
+  if (v.state === "code") {
+    const code = `${v.emoji.join(", ")} / ${v.decimals.join(" ")}`;
+    return { text: `compare this code with theirs: ${code}`, actions: [["Codes match", "confirm", `The codes match for ${p.display || "Guest"}`], ["Codes differ", "reject", `The codes differ for ${p.display || "Guest"}`]] };
+  }
+  if (v.state === "verified") return { text: "verified" };
+  if (v.state === "mismatch") return { text: "NOT verified: the codes differ" };
+  return { text: `verification failed${v.reason ? ": " + v.reason : ""}`, actions: [["Try again", "start", `Verify who ${p.display || "Guest"} is`]] };
+}
+
 function showParticipants(s) {
   const state = s.encryption.encrypted ? "encrypted" : "NOT encrypted";
-  const items = s.participants.map((p) => {
+  const jitsi = /^(https|jitsi\+wss?):\/\//.test(s.meeting || "");
+  const lines = s.participants.map((p) => {
+    const v = verifyLine(p, jitsi);
+    const text = `${p.display || "Guest"}: ${p.media_refused ? "no media (" + p.media_refused + ")" : state}${v ? "; " + v.text : ""}`;
+    return { p, v, text };
+  });
+  const text = lines.map((l) => l.text + (l.v && l.v.actions ? l.v.actions.map((a) => a[0]).join("") : "")).join("\n");
+  if ($("participants").dataset.shown === text) return;
+  const items = lines.map(({ p, v, text }) => {
     const li = document.createElement("li");
-    li.textContent = `${p.display || "Guest"}: ${state}`;
+    li.textContent = text + " ";
+    for (const [label, action, aria] of (v && v.actions) || []) {
+      const b = document.createElement("button");
+      b.type = "button"; b.textContent = label; b.setAttribute("aria-label", aria);
+      b.addEventListener("click", async () => {
+        $("verify-error").textContent = "";
+        try { await api("POST", "/api/verify", { participant: p.id, action }); } catch (e) { $("verify-error").textContent = e.message; }
+        refresh(true);
+      });
+      li.append(b);
+    }
     return li;
   });
   if (!items.length) { const li = document.createElement("li"); li.textContent = "—"; items.push(li); }
-  const text = items.map((li) => li.textContent).join("\n");
-  if ($("participants").dataset.shown !== text) { $("participants").replaceChildren(...items); $("participants").dataset.shown = text; }
+  $("participants").replaceChildren(...items); $("participants").dataset.shown = text;
 }
 
 // Addresses, version and uptime.
