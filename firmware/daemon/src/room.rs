@@ -215,6 +215,14 @@ async fn forward_events(
             MeetingEvent::Verification { participant, state } => {
                 room.handle_input(Input::Verification { id: participant.0, verification: verification_view(state) });
             }
+            MeetingEvent::ConnectionInterrupted(why) => {
+                tracing::warn!(error = %why, "media connection interrupted");
+                room.handle_input(Input::ConnectionInterrupted(why));
+            }
+            MeetingEvent::ConnectionRestored => {
+                tracing::info!("media connection back");
+                room.handle_input(Input::ConnectionRestored);
+            }
             MeetingEvent::MediaRefused { participant, reason } => {
                 room.handle_input(Input::MediaRefused { id: participant.0, reason: reason.to_owned() });
             }

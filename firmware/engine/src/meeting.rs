@@ -100,6 +100,11 @@ pub enum MeetingEvent {
         participant: ParticipantId,
         state: Verification,
     },
+    /// Our sending connection lost its path (ICE disconnected: the link is
+    /// down or the other end unreachable); it may come back by itself.
+    ConnectionInterrupted(String),
+    /// It came back after [`MeetingEvent::ConnectionInterrupted`].
+    ConnectionRestored,
     /// The room exchanges no media with this participant, and why.
     MediaRefused {
         participant: ParticipantId,
@@ -342,6 +347,7 @@ pub async fn run(
         names: BTreeMap::new(),
     };
     let mut last_keyframe = Instant::now() - Duration::from_secs(10);
+    let mut interrupted = false;
 
     let mut tick =
         tokio::time::interval(settings.status_line.unwrap_or(Duration::from_secs(1)).max(Duration::from_millis(100)));
@@ -403,6 +409,19 @@ pub async fn run(
             },
             Some(ConnectionEvent::State { peer, state }) = conn_rx.recv() => {
                 tracing::info!(%peer, %state, "peer connection");
+                // The page and the screen say so while our sending connection has no path.
+                if m.publisher.as_ref().is_some_and(|(id, _)| *id == peer) {
+                    if state == RTCPeerConnectionState::Disconnected && !interrupted {
+                        interrupted = true;
+                        let cause = "the media connection lost its path (ICE disconnected); waiting for it to come back";
+                        status.set_interrupted(Some(cause));
+                        let _ = events.send(MeetingEvent::ConnectionInterrupted(cause.to_owned()));
+                    } else if state == RTCPeerConnectionState::Connected && interrupted {
+                        interrupted = false;
+                        status.set_interrupted(None);
+                        let _ = events.send(MeetingEvent::ConnectionRestored);
+                    }
+                }
                 // A connection that failed (ICE or DTLS): the connector decides what follows.
                 if state == RTCPeerConnectionState::Failed {
                     m.peer_failed(peer, "the connection failed (ICE or DTLS)".to_owned()).await;

@@ -86,6 +86,16 @@ impl Status {
         *self.state.lock().unwrap_or_else(PoisonError::into_inner) = text;
     }
 
+    /// The media connection lost its path (`Some(cause)`) or is back
+    /// (`None`): the line says `reconnecting: <cause>` meanwhile.
+    pub fn set_interrupted(&self, cause: Option<&str>) {
+        let text = match cause {
+            Some(cause) => format!("reconnecting: {cause}"),
+            None => "in_room".to_owned(),
+        };
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = text;
+    }
+
     pub fn line(&self, participants: &[Arc<ParticipantCounters>], receive: &Mutex<ReceivePipeline>) -> String {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let receive = receive.lock().unwrap_or_else(PoisonError::into_inner);

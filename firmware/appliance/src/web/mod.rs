@@ -721,6 +721,7 @@ async fn metrics(State(st): State<AppState>, method: Method, headers: HeaderMap)
         ("joining", RoomState::Joining),
         ("in_meeting", RoomState::InMeeting),
         ("leaving", RoomState::Leaving),
+        ("reconnecting", RoomState::Reconnecting),
         ("error", RoomState::Error),
     ] {
         out.push_str(&format!("cloakroom_room_state{{state=\"{name}\"}} {}\n", u8::from(s.state == state)));
