@@ -15,8 +15,9 @@
 // a link without a key is refused on the screen while `require_key` is on
 // (the default); a keyed link counts down 5, 4, 3, 2, 1 on the screen and
 // joins no sooner than ~5 s later, and a browser with the key decodes the
-// room; the page's Cancel (`POST /api/qr/cancel`) stops a countdown and the
-// held-up code does not start another.
+// room; the admin page's "Stop a join by QR code" button (`POST
+// /api/qr/cancel`) stops a countdown, the held-up code does not start
+// another, and with nothing counting down the page says so (409).
 //
 // Binaries: CLOAKROOMD_BIN or target/debug/cloakroomd; QR_PNG_BIN or
 // target/debug/examples/qr_png.
@@ -197,10 +198,17 @@ test('the page cancels the countdown and the held-up code starts no other', step
   const session = await pair(d);
   const headers = { cookie: session.cookie, 'x-csrf-token': session.csrf };
   // Nothing to cancel yet... unless the camera was quicker than the pairing.
+  // The admin page with this session, its "Stop a join by QR code" button pressed during the countdown.
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+  const [name, value] = session.cookie.split('=');
+  await ctx.addCookies([{ name, value, url: d.info.url, secure: true, httpOnly: true, sameSite: 'Strict' }]);
+  const page = await ctx.newPage();
+  await page.goto(d.info.url);
+  await page.locator('#admin').waitFor({ state: 'visible', timeout: 20000 });
   await d.waitQr('counting ', 30000);
-  const r = await call(d, 'POST', '/api/qr/cancel', { body: {}, headers });
-  assert.equal(r.status, 200, JSON.stringify(r.json));
+  await page.click('#qr-cancel');
   await d.waitQr('cancelled Page', 3000);
+  assert.equal(await page.textContent('#join-error'), '', 'no error on the page');
   await d.waitQr('banner Join cancelled', 3000);
   await sleep(8000);
   const said = d.qr.map((q) => q.line);
@@ -209,6 +217,11 @@ test('the page cancels the countdown and the held-up code starts no other', step
   const again = await call(d, 'POST', '/api/qr/cancel', { body: {}, headers });
   assert.equal(again.status, 409, JSON.stringify(again.json));
   assert.equal(again.json.error.code, 'no_countdown');
+  // The button again: the page says why nothing happened.
+  await page.click('#qr-cancel');
+  await page.waitForFunction(() => document.getElementById('join-error').textContent !== '', null, { timeout: 5000 });
+  assert.match(await page.textContent('#join-error'), /not counting down/);
+  await ctx.close();
   const anonymous = await call(d, 'POST', '/api/qr/cancel', { body: {} });
   assert.equal(anonymous.status, 401, 'no session, no cancel');
   t.diagnostic(`qr lines: ${JSON.stringify(said)}`);

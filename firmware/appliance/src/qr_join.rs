@@ -203,7 +203,7 @@ impl QrJoin {
 
 /// The banner during the countdown.
 pub fn counting_text(shown: &str, seconds: u64) -> String {
-    format!("Joining {shown} in {seconds} s\nPress mute or Cancel on the page to stop")
+    format!("Joining {shown} in {seconds} s\nPress mute, or Stop on the room's page, to cancel")
 }
 
 /// The banner for a refused link.

@@ -127,6 +127,8 @@ function wireMeeting(admin) {
   });
   $("leave").addEventListener("click", async () => { try { await api("POST", "/api/leave", {}); } catch (e) { $("join-error").textContent = e.message; } refresh(admin); });
   $("mute").addEventListener("click", async () => { try { await api("POST", "/api/mute", { muted: !$("mute").dataset.muted }); } catch (e) { $("join-error").textContent = e.message; } refresh(admin); });
+  // Stops the room's countdown to a meeting whose QR code was held up to its camera (issue 17).
+  $("qr-cancel").addEventListener("click", async () => { $("join-error").textContent = ""; try { await api("POST", "/api/qr/cancel", {}); } catch (e) { $("join-error").textContent = e.message; } });
   timer = setInterval(() => refresh(admin), 3000);
   refresh(admin);
 }
