@@ -11,7 +11,8 @@
 // (`qr counting|refused|cancelled|ignored|join|banner ...`; `qr banner` is
 // the very text the room screen's banner shows).
 //
-// Covered: a code of random text is ignored (no banner, no join); a code of
+// Covered: a code of random text is ignored (no banner, no join), and the
+// admin page's camera preview pauses the scanner until it stops; a code of
 // a link without a key is refused on the screen while `require_key` is on
 // (the default); a keyed link counts down 5, 4, 3, 2, 1 on the screen and
 // joins no sooner than ~5 s later, and a browser with the key decodes the
@@ -122,7 +123,11 @@ function call(d, method, path, { body, headers = {} } = {}) {
     const req = request(url, { method, rejectUnauthorized: false, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
       let text = '';
       res.on('data', (c) => { text += c; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, json: text ? JSON.parse(text) : null }));
+      res.on('end', () => {
+        let json = null;
+        try { json = text ? JSON.parse(text) : null; } catch { /* not JSON (a JPEG) */ }
+        resolve({ status: res.statusCode, headers: res.headers, json });
+      });
     });
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
@@ -177,8 +182,17 @@ test('a QR code of random text is ignored', step('random text', async (t) => {
   await sleep(8000);
   const said = d.qr.map((q) => q.line);
   assert.deepEqual(said, ['ignored'], `only one "ignored", nothing on the screen: ${JSON.stringify(said)}`);
-  assert.ok(d.stderr.some((l) => l.includes('QR scanning: hold a meeting link')), 'the scanner ran');
+  const started = () => d.stderr.filter((l) => l.includes('QR scanning: hold a meeting link')).length;
+  assert.equal(started(), 1, 'the scanner ran');
   t.diagnostic(`qr lines: ${JSON.stringify(said)}`);
+  // The admin page's camera preview takes the camera (a V4L2 camera opens once): the scanner lets go
+  // before the preview starts, and comes back once the preview has stopped.
+  const session = await pair(d);
+  const preview = await call(d, 'GET', '/api/preview.jpg', { headers: { cookie: session.cookie } });
+  assert.ok(d.stderr.some((l) => l.includes('QR scanning paused')), `paused for the preview (preview answered ${preview.status})`);
+  const deadline = Date.now() + 20000;
+  while (started() < 2 && Date.now() < deadline) await sleep(200);
+  assert.equal(started(), 2, 'scanning again after the preview');
 }));
 
 test('a QR code of a link without a key is refused on the screen (require_key on)', step('no key', async (t) => {

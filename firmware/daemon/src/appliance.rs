@@ -54,11 +54,13 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     let (room, mut outputs) = SupervisedRoom::new();
     room.handle_input(Input::Devices(serde_json::to_value(&devices).unwrap_or_default()));
     let (restart_tx, mut restart_rx) = tokio::sync::mpsc::unbounded_channel();
+    let camera_hold = crate::qr_scan::CameraHold::default();
     let checks = Arc::new(RoomChecks {
         checks: DeviceChecks::new(),
         config: Arc::clone(&config),
         devices: devices.clone(),
         restart: restart_tx,
+        qr_hold: camera_hold.clone(),
     });
     room.set_device_checks(checks.clone());
     let web = WebServer::start(WebContext {
@@ -91,7 +93,7 @@ pub async fn run(config_path: &Path, print_pairing: bool, logs: LogBuffer, start
     let watchdog_every = notify::watchdog_interval();
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     let mut screen_tick = tokio::time::interval(SCREEN_REFRESH);
-    let (mut qr, mut qr_codes) = crate::qr_scan::QrScan::new();
+    let (mut qr, mut qr_codes) = crate::qr_scan::QrScan::new(camera_hold);
     let mut qr_tick = tokio::time::interval(crate::qr_scan::TICK);
     let mut qr_shown: Option<String> = None;
     let mut last_state = RoomState::Idle;
@@ -164,6 +166,8 @@ struct RoomChecks {
     config: Arc<Mutex<ConfigStore>>,
     devices: DeviceReport,
     restart: tokio::sync::mpsc::UnboundedSender<()>,
+    /// The QR scanner lets go of the camera for the preview.
+    qr_hold: crate::qr_scan::CameraHold,
 }
 
 impl cloakroom_appliance::web::DeviceChecks for RoomChecks {
@@ -180,6 +184,7 @@ impl cloakroom_appliance::web::DeviceChecks for RoomChecks {
             },
             path => VideoSource::Camera { device: path.into() },
         };
+        self.qr_hold.release_for_preview();
         self.checks.snapshot(&camera).map_err(check_refusal)
     }
 
@@ -556,6 +561,7 @@ mod tests {
                 config: config(devices),
                 devices: DeviceReport::default(),
                 restart,
+                qr_hold: Default::default(),
             }
         };
         let none = checks("camera = \"auto\"\nmicrophone = \"auto\"\nspeaker = \"none\"");

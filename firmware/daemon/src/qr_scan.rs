@@ -10,6 +10,7 @@
 //! <by>`, `qr ignored`, `qr join`, `qr banner <text>`).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cloakroom_appliance::qr_join::{CancelledBy, JoinRules, QrEvent, QrJoin, QrOutput};
@@ -25,6 +26,34 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// How long after a failed start the scanner is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// How long the scanner stays off after the admin page asked for a
+/// preview: the preview's pipeline runs until `IDLE_STOP` after its last
+/// request, and a camera is opened by one pipeline at a time.
+const PREVIEW_HOLD: Duration = Duration::from_secs(cloakroom_media::check::IDLE_STOP.as_secs() + 2);
+
+/// The scanner's hold on the camera, shared with the admin page's preview
+/// (`RoomChecks::preview_jpeg`), which takes the camera from it.
+#[derive(Clone, Debug, Default)]
+pub struct CameraHold(Arc<Mutex<Hold>>);
+
+#[derive(Debug, Default)]
+struct Hold {
+    scanner: Option<QrScanner>,
+    preview_until: Option<Instant>,
+}
+
+impl CameraHold {
+    /// The preview wants the camera: the scanner lets go of it now (its
+    /// pipeline stopped before this returns) and stays off a while.
+    pub fn release_for_preview(&self) {
+        let mut hold = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        hold.preview_until = Some(Instant::now() + PREVIEW_HOLD);
+        if hold.scanner.take().is_some() {
+            tracing::info!("QR scanning paused: the admin page's preview takes the camera");
+        }
+    }
+}
+
 /// What the camera has read, as the scanner's thread hands it over.
 pub type Codes = mpsc::UnboundedReceiver<Zeroizing<String>>;
 
@@ -36,7 +65,7 @@ pub fn rules(settings: &cloakroom_appliance::config::Settings) -> JoinRules {
 /// The scanner while it is wanted, and the countdown.
 pub struct QrScan {
     join: QrJoin,
-    scanner: Option<QrScanner>,
+    hold: CameraHold,
     codes: mpsc::UnboundedSender<Zeroizing<String>>,
     retry_at: Option<Instant>,
     banner: Option<String>,
@@ -57,9 +86,10 @@ pub struct Situation<'a> {
 }
 
 impl QrScan {
-    pub fn new() -> (Self, Codes) {
+    /// The scanner (not started yet) holding the camera through `hold`.
+    pub fn new(hold: CameraHold) -> (Self, Codes) {
         let (codes, rx) = mpsc::unbounded_channel();
-        (Self { join: QrJoin::new(), scanner: None, codes, retry_at: None, banner: None, source: None }, rx)
+        (Self { join: QrJoin::new(), hold, codes, retry_at: None, banner: None, source: None }, rx)
     }
 
     /// What the countdown or a refusal shows on the room screen's banner.
@@ -92,27 +122,30 @@ impl QrScan {
     }
 
     fn run_scanner(&mut self, now: Instant, situation: &Situation<'_>) {
+        let hold = Arc::clone(&self.hold.0);
+        let mut hold = hold.lock().unwrap_or_else(PoisonError::into_inner);
+        let preview = situation.preview || hold.preview_until.is_some_and(|t| now < t);
         let source = match ScanSource::from_camera_setting(situation.camera, situation.first_camera) {
             Some(ScanSource::Test) | None => None,
             other => other,
         };
         if source != self.source {
             // Another camera: start over on it.
-            self.scanner = None;
+            hold.scanner = None;
             self.retry_at = None;
         }
-        let wanted = situation.idle && !situation.preview && source.is_some();
+        let wanted = situation.idle && !preview && source.is_some();
         if !wanted {
-            if self.scanner.take().is_some() {
+            if hold.scanner.take().is_some() {
                 tracing::info!("QR scanning stopped");
             }
             self.source = source;
             return;
         }
-        if let Some(scanner) = &self.scanner {
+        if let Some(scanner) = &hold.scanner {
             if let Err(e) = scanner.check() {
                 tracing::warn!(error = %cloakroom_engine::Chain(&e), "QR scanning stopped; trying again in 30 s");
-                self.scanner = None;
+                hold.scanner = None;
                 self.retry_at = Some(now + RETRY_AFTER);
             }
             return;
@@ -127,7 +160,7 @@ impl QrScan {
         }) {
             Ok(scanner) => {
                 tracing::info!(camera = %situation.camera, "QR scanning: hold a meeting link's code up to the camera");
-                self.scanner = Some(scanner);
+                hold.scanner = Some(scanner);
                 self.retry_at = None;
             }
             Err(e) => {

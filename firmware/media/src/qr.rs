@@ -19,7 +19,7 @@
 //! Cost, measured as the daemon's CPU time over 60 s (`/proc/PID/stat`) on
 //! this 2-core x86 machine with a 640×480 still-picture camera, less the
 //! same daemon with scanning off (0.4 % of a core): with this crate built
-//! at `opt-level = 2` (as the release build optimises it) +0.5 % of a core
+//! at `opt-level = 2` (release builds optimise it too) +0.5 % of a core
 //! with no code in view and +0.9 % with one held up (decoded once a
 //! second, [`SKIP_AFTER_CODE`]); an unoptimised debug build +1.7 % and
 //! +2.3 %. One picture takes 1.6 ms to find no code in and 13 ms to read
