@@ -238,7 +238,7 @@ fn run(
                     Ok(chain) => {
                         current = chain;
                         health.set_back();
-                        tracing::warn!("{what} {} is back", device.shown);
+                        tracing::info!("{what} {} is back", device.shown);
                     }
                     Err(e) => tracing::warn!("{what} {} opened but could not be linked: {e}", device.shown),
                 }
@@ -270,7 +270,10 @@ fn swap(
     // Stopped before unlinked: a source still streaming would fail its next
     // push as not-linked, an error on the bus.
     for element in old {
-        let _ = element.set_state(gst::State::Null);
+        if let Err(e) = element.set_state(gst::State::Null) {
+            // Its device stays open (a V4L2 node keeps its number) until the element goes.
+            tracing::warn!("{} could not be stopped: {e}", element.name());
+        }
     }
     if let Some(last) = old.last() {
         last.unlink(&target);

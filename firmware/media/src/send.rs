@@ -435,7 +435,8 @@ fn camera_device(source: &VideoSource, fakes: &Fakes, best: VideoMode) -> Option
         }
         VideoSource::Camera { device } => {
             let device = device.clone();
-            (device.display().to_string(), Box::new(move || open_camera(&device)))
+            let identity = CameraIdentity::of(&device);
+            (device.display().to_string(), Box::new(move || open_camera(&device, identity.as_ref())))
         }
         VideoSource::Test { .. } => return None,
     };
@@ -450,18 +451,58 @@ fn camera_device(source: &VideoSource, fakes: &Fakes, best: VideoMode) -> Option
 }
 
 /// A V4L2 camera, opened (to READY) so a camera still missing fails here.
-fn open_camera(device: &std::path::Path) -> Result<Vec<gst::Element>, MediaError> {
-    let shown = device.display().to_string();
-    if !device.exists() {
-        return Err(MediaError::CameraMissing { device: shown });
-    }
+fn open_camera(device: &std::path::Path, identity: Option<&CameraIdentity>) -> Result<Vec<gst::Element>, MediaError> {
+    let configured = device.display().to_string();
+    let path = if device.exists() {
+        device.to_path_buf()
+    } else {
+        identity
+            .and_then(CameraIdentity::find)
+            .ok_or_else(|| MediaError::CameraMissing { device: configured.clone() })?
+    };
+    let shown = path.display().to_string();
     let camera = make("v4l2src", "camera")?;
     set_text(&camera, "device", &shown)?;
     if camera.set_state(gst::State::Ready).is_err() {
         let _ = camera.set_state(gst::State::Null);
         return Err(MediaError::CameraMissing { device: shown });
     }
+    if shown != configured {
+        tracing::info!("camera {configured} is found again as {shown}");
+    }
     Ok(vec![camera])
+}
+
+/// Which camera a V4L2 node is, to find it again when it comes back under
+/// another node: a node keeps its number while anything still holds it
+/// open, and GStreamer's V4L2 buffer pool keeps the unplugged one open (seen
+/// with vivid unbound in the QEMU test), so the camera plugged back gets the
+/// next free number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CameraIdentity {
+    card: String,
+    bus: String,
+}
+
+impl CameraIdentity {
+    fn of(path: &std::path::Path) -> Option<Self> {
+        let caps = v4l::Device::with_path(path).ok()?.query_caps().ok()?;
+        Some(Self { card: caps.card, bus: caps.bus })
+    }
+
+    /// The first capture node (one with capture formats) of the same card
+    /// on the same bus.
+    fn find(&self) -> Option<PathBuf> {
+        use v4l::video::Capture;
+        let mut nodes: Vec<PathBuf> =
+            v4l::context::enum_devices().into_iter().map(|n| n.path().to_path_buf()).collect();
+        nodes.sort();
+        nodes.into_iter().find(|path| {
+            let Ok(dev) = v4l::Device::with_path(path) else { return false };
+            let same = dev.query_caps().is_ok_and(|c| c.card == self.card && c.bus == self.bus);
+            same && dev.enum_formats().is_ok_and(|f| !f.is_empty())
+        })
+    }
 }
 
 /// What is sent while the camera is away: a dark picture saying "Camera
