@@ -241,5 +241,5 @@ test('SAS from the admin side: the page and the room confirm the same code and b
   const done = await P.waitFor((s) => s.participants.find((p) => p.id === id)?.verification, 15000, 'the page\'s verification result');
   assert.equal(done.participants.find((p) => p.id === id).verification.success, true, `the page verified the room: ${brief(done)}`);
   for (let i = 0; i < 50 && !status.includes('(verified)'); i++) { status = D.cli(['status']); await sleep(200); }
-  assert.ok(status.includes('Page V (verified)'), `the room verified the page: ${status}`);
+  assert.ok(status.includes('Page V: encrypted (verified)'), `the room verified the page, whose frames open: ${status}`);
 }));

@@ -83,6 +83,8 @@ pub enum Input {
     Verification { id: String, verification: ParticipantVerification },
     /// The room exchanges no media with `id`, and why (from the meeting).
     MediaRefused { id: String, reason: String },
+    /// Whether `id`'s frames open, in the words of their tile (from the meeting).
+    ParticipantEncryption { id: String, state: String },
     /// People in the room act on verifying `id` (page or phone): `start`
     /// it, or say whether the codes matched.
     Verify { id: String, start: bool, confirm: Option<bool> },
@@ -148,6 +150,10 @@ pub struct Participant {
     /// Why the room exchanges no media with them (their E2EE is off, the
     /// meeting needs a videobridge); `None` while it does.
     pub media_refused: Option<String>,
+    /// Whether their frames open, as their tile on the room screen says
+    /// ("encrypted", "NOT encrypted", "cannot decrypt (wrong key?)");
+    /// `None` before any of their frames came.
+    pub encryption: Option<String>,
 }
 
 /// Where verifying a participant is, for the page.
@@ -351,6 +357,7 @@ impl Supervisor {
                             display,
                             verification: None,
                             media_refused: None,
+                            encryption: None,
                         }),
                     }
                 }
@@ -364,6 +371,11 @@ impl Supervisor {
             Input::MediaRefused { id, reason } => {
                 if let Some(p) = self.participants.iter_mut().find(|p| p.id == id) {
                     p.media_refused = Some(reason);
+                }
+            }
+            Input::ParticipantEncryption { id, state } => {
+                if let Some(p) = self.participants.iter_mut().find(|p| p.id == id) {
+                    p.encryption = Some(state);
                 }
             }
             Input::Verify { id, start, confirm } => {
@@ -565,7 +577,9 @@ mod tests {
         };
         s.handle_input(t0, Input::Verification { id: "7".into(), verification: code.clone() });
         s.handle_input(t0, Input::MediaRefused { id: "8".into(), reason: "no E2EE".into() });
+        s.handle_input(t0, Input::ParticipantEncryption { id: "7".into(), state: "cannot decrypt (wrong key?)".into() });
         let st = s.status();
+        assert_eq!(st.participants[0].encryption.as_deref(), Some("cannot decrypt (wrong key?)"));
         assert_eq!(st.participants[0].verification, Some(code));
         assert_eq!(st.participants[1].media_refused.as_deref(), Some("no E2EE"));
         let json = serde_json::to_string(&st).expect("serialises");

@@ -223,6 +223,9 @@ async fn forward_events(
                 tracing::info!("media connection back");
                 room.handle_input(Input::ConnectionRestored);
             }
+            MeetingEvent::ParticipantEncryption { participant, state } => {
+                room.handle_input(Input::ParticipantEncryption { id: participant.0, state: state.to_owned() });
+            }
             MeetingEvent::MediaRefused { participant, reason } => {
                 room.handle_input(Input::MediaRefused { id: participant.0, reason: reason.to_owned() });
             }

@@ -105,6 +105,12 @@ pub enum MeetingEvent {
     ConnectionInterrupted(String),
     /// It came back after [`MeetingEvent::ConnectionInterrupted`].
     ConnectionRestored,
+    /// Whether a participant's frames open, in the words of their tile
+    /// ("encrypted", "NOT encrypted", "cannot decrypt (wrong key?)").
+    ParticipantEncryption {
+        participant: ParticipantId,
+        state: &'static str,
+    },
     /// The room exchanges no media with this participant, and why.
     MediaRefused {
         participant: ParticipantId,
@@ -608,6 +614,7 @@ impl Meeting<'_> {
             self.keys.decryptor(&participant),
             Arc::clone(&self.receive),
             Arc::clone(&counters),
+            self.events.clone(),
         ));
         let answered = Subscriber::answer(
             peer.clone(),
@@ -657,6 +664,7 @@ impl Meeting<'_> {
             self.keys.decryptor(&participant),
             Arc::clone(&self.receive),
             Arc::clone(&counters),
+            self.events.clone(),
         ));
         let built = Publisher::new(
             peer.clone(),
@@ -772,6 +780,7 @@ async fn open_frames(
     mut decryptor: Option<FrameDecryptor>,
     receive: Arc<Mutex<ReceivePipeline>>,
     counters: Arc<ParticipantCounters>,
+    events: mpsc::UnboundedSender<MeetingEvent>,
 ) {
     // What the participant's tile says about encryption, from whether their frames open.
     let mut watch = EncryptionWatch::default();
@@ -802,6 +811,9 @@ async fn open_frames(
         };
         if let Some(state) = watch.record(opened.is_ok(), decryptor.is_some()) {
             let _ = receive.lock().unwrap_or_else(PoisonError::into_inner).set_encryption(&participant.0, state);
+            // The page shows the same words as the participant's tile.
+            let _ = events
+                .send(MeetingEvent::ParticipantEncryption { participant: participant.clone(), state: state.words() });
         }
         match opened {
             Ok(plain) => {

@@ -169,7 +169,8 @@ pub fn status(args: StatusArgs) -> Result<()> {
                 None => String::new(),
             };
             let refused = p["media_refused"].as_str().map(|r| format!(" (no media: {r})")).unwrap_or_default();
-            format!("{}{note}{refused}", s(&p["display"]))
+            let frames = p["encryption"].as_str().map(|e| format!(": {e}")).unwrap_or_default();
+            format!("{}{frames}{note}{refused}", s(&p["display"]))
         })
         .collect();
     println!("participants: {}", if people.is_empty() { "—".to_owned() } else { people.join(", ") });

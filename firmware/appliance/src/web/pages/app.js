@@ -194,14 +194,16 @@ function showParticipants(s) {
   const jitsi = /^(https|jitsi\+wss?):\/\//.test(s.meeting || "");
   const lines = s.participants.map((p) => {
     const v = verifyLine(p, jitsi);
-    const text = `${p.display || "Guest"}: ${p.media_refused ? "no media (" + p.media_refused + ")" : state}${v ? "; " + v.text : ""}`;
+    // Their own frames' state once any came (as their tile says), else the meeting's.
+    const own = p.media_refused ? "no media (" + p.media_refused + ")" : (p.encryption || state);
+    const text = `${p.display || "Guest"}: ${own}${v ? "; " + v.text : ""}`;
     return { p, v, text };
   });
   const text = lines.map((l) => l.text + (l.v && l.v.actions ? l.v.actions.map((a) => a[0]).join("") : "")).join("\n");
   if ($("participants").dataset.shown === text) return;
   const items = lines.map(({ p, v, text }) => {
     const li = document.createElement("li");
-    li.textContent = text + " ";
+    li.textContent = v && v.actions ? text + " " : text;
     for (const [label, action, aria] of (v && v.actions) || []) {
       const b = document.createElement("button");
       b.type = "button"; b.textContent = label; b.setAttribute("aria-label", aria);
