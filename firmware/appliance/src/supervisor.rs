@@ -577,13 +577,19 @@ mod tests {
         };
         s.handle_input(t0, Input::Verification { id: "7".into(), verification: code.clone() });
         s.handle_input(t0, Input::MediaRefused { id: "8".into(), reason: "no E2EE".into() });
-        s.handle_input(t0, Input::ParticipantEncryption { id: "7".into(), state: "cannot decrypt (wrong key?)".into() });
+        s.handle_input(
+            t0,
+            Input::ParticipantEncryption { id: "7".into(), state: "cannot decrypt (wrong key?)".into() },
+        );
         let st = s.status();
         assert_eq!(st.participants[0].encryption.as_deref(), Some("cannot decrypt (wrong key?)"));
         assert_eq!(st.participants[0].verification, Some(code));
         assert_eq!(st.participants[1].media_refused.as_deref(), Some("no E2EE"));
         let json = serde_json::to_string(&st).expect("serialises");
-        assert!(json.contains("\"decimals\":[3671,7116,1586]") && json.contains("\"media_refused\":\"no E2EE\""), "{json}");
+        assert!(
+            json.contains("\"decimals\":[3671,7116,1586]") && json.contains("\"media_refused\":\"no E2EE\""),
+            "{json}"
+        );
         s.handle_input(t0, Input::Verify { id: "7".into(), start: false, confirm: Some(true) });
         assert!(matches!(drain(&mut s).as_slice(), [Output::Verify { confirm: Some(true), .. }]));
     }

@@ -467,7 +467,8 @@ mod tests {
             display: DisplayOutput::Snapshots,
         })
         .expect("idle screen");
-        let words = "Joining janus+wss://sfu.example/janus?room=1234 in 4 s\nPress mute, or Stop on the room's page, to cancel";
+        let words =
+            "Joining janus+wss://sfu.example/janus?room=1234 in 4 s\nPress mute, or Stop on the room's page, to cancel";
         let plain = screen.snapshot(Duration::from_secs(10)).expect("picture");
         screen.set_status(Some(words)).expect("banner");
         let deadline = Instant::now() + Duration::from_secs(20);
