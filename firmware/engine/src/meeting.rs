@@ -264,6 +264,28 @@ struct Remote {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A participant's tile and frame opener, before their connection is up.
+struct Receiving {
+    participant: ParticipantId,
+    counters: Arc<ParticipantCounters>,
+    keys: mpsc::UnboundedSender<(u8, KeyMaterial)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiving {
+    /// The connection is up: `subscriber` is it, or `None` when the media
+    /// comes on our sending connection.
+    fn remote(self, subscriber: Option<Arc<Subscriber>>) -> Remote {
+        Remote { participant: self.participant, subscriber, counters: self.counters, keys: self.keys, task: self.task }
+    }
+
+    /// The connection could not be made: the opener stops and the tile goes.
+    fn undo(self, receive: &Mutex<ReceivePipeline>) {
+        self.task.abort();
+        let _ = receive.lock().unwrap_or_else(PoisonError::into_inner).remove_participant(&self.participant.0);
+    }
+}
+
 /// Everything a running meeting holds, for the event handlers.
 struct Meeting<'a> {
     settings: &'a MeetingSettings,
@@ -594,11 +616,10 @@ impl Meeting<'_> {
         Ok(sdp)
     }
 
-    /// A connection receiving `participant`'s media; returns the answer to `offer`.
-    async fn open_receiver(&mut self, peer: PeerId, participant: ParticipantId, offer: String) -> Result<String> {
-        self.close_peer(&peer).await;
-        let name = self.names.get(&participant).cloned().unwrap_or_default();
-        tracing::info!(%peer, %participant, %name, "receiving");
+    /// A tile and a frame opener for `participant`'s media: frames sent on
+    /// the returned channel are opened and shown. Undone by [`Receiving::undo`].
+    fn start_receiving(&mut self, participant: &ParticipantId) -> Result<(mpsc::Sender<RemoteFrame>, Receiving)> {
+        let name = self.names.get(participant).cloned().unwrap_or_default();
         self.receive
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -611,11 +632,19 @@ impl Meeting<'_> {
             participant.clone(),
             frames_rx,
             keys_rx,
-            self.keys.decryptor(&participant),
+            self.keys.decryptor(participant),
             Arc::clone(&self.receive),
             Arc::clone(&counters),
             self.events.clone(),
         ));
+        Ok((frames_tx, Receiving { participant: participant.clone(), counters, keys: keys_tx, task }))
+    }
+
+    /// A connection receiving `participant`'s media; returns the answer to `offer`.
+    async fn open_receiver(&mut self, peer: PeerId, participant: ParticipantId, offer: String) -> Result<String> {
+        self.close_peer(&peer).await;
+        tracing::info!(%peer, %participant, "receiving");
+        let (frames_tx, receiving) = self.start_receiving(&participant)?;
         let answered = Subscriber::answer(
             peer.clone(),
             self.settings.codec,
@@ -627,14 +656,11 @@ impl Meeting<'_> {
         .await;
         match answered {
             Ok((subscriber, answer)) => {
-                let remote =
-                    Remote { participant, subscriber: Some(Arc::new(subscriber)), counters, keys: keys_tx, task };
-                self.remotes.insert(peer, remote);
+                self.remotes.insert(peer, receiving.remote(Some(Arc::new(subscriber))));
                 Ok(answer)
             }
             Err(e) => {
-                task.abort();
-                let _ = self.receive.lock().unwrap_or_else(PoisonError::into_inner).remove_participant(&participant.0);
+                receiving.undo(&self.receive);
                 Err(e.context("subscriber connection"))
             }
         }
@@ -647,25 +673,8 @@ impl Meeting<'_> {
         if let Some((_, old)) = self.publisher.take() {
             old.close().await;
         }
-        let name = self.names.get(&participant).cloned().unwrap_or_default();
-        tracing::info!(%peer, %participant, %name, "peer-to-peer call");
-        self.receive
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add_participant(&participant.0, &name, Some(self.settings.codec), true)
-            .with_context(|| format!("receive pipeline for {participant}"))?;
-        let (frames_tx, frames_rx) = mpsc::channel::<RemoteFrame>(128);
-        let (keys_tx, keys_rx) = mpsc::unbounded_channel();
-        let counters = Arc::new(ParticipantCounters::new(participant.0.clone(), Some(name)));
-        let task = tokio::spawn(open_frames(
-            participant.clone(),
-            frames_rx,
-            keys_rx,
-            self.keys.decryptor(&participant),
-            Arc::clone(&self.receive),
-            Arc::clone(&counters),
-            self.events.clone(),
-        ));
+        tracing::info!(%peer, %participant, "peer-to-peer call");
+        let (frames_tx, receiving) = self.start_receiving(&participant)?;
         let built = Publisher::new(
             peer.clone(),
             self.settings.codec,
@@ -684,12 +693,11 @@ impl Meeting<'_> {
         match offered {
             Ok((p, sdp)) => {
                 self.publisher = Some((peer.clone(), Arc::new(p)));
-                self.remotes.insert(peer, Remote { participant, subscriber: None, counters, keys: keys_tx, task });
+                self.remotes.insert(peer, receiving.remote(None));
                 Ok(sdp)
             }
             Err(e) => {
-                task.abort();
-                let _ = self.receive.lock().unwrap_or_else(PoisonError::into_inner).remove_participant(&participant.0);
+                receiving.undo(&self.receive);
                 Err(e)
             }
         }

@@ -16,6 +16,7 @@
 // tools/bench-daemon says so (BENCH_DAEMON_GST_PLUGINS, the default there).
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { TICK, measure } from './procstat.mjs';
 import { randomBytes } from 'node:crypto';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +30,6 @@ const BIN = process.env.CLOAKROOMD_BIN || join(REPO, 'target', 'debug', 'cloakro
 const ROOM = 1234;
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS || 8000);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS || 20000);
-const TICK = 100; // USER_HZ
 // BENCH_ONLY=daemon skips the Chromium phase (for iterating on the daemon);
 // BENCH_THREADS=1 also prints the daemon's CPU per thread name and its memory
 // breakdown (smaps_rollup), to see where it goes.
@@ -40,51 +40,6 @@ class SkipChromium extends Error {}
 
 const key = randomBytes(32);
 const keyHex = key.toString('hex');
-
-function children() {
-  const map = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(rest[1]);
-      if (!map.has(ppid)) map.set(ppid, []);
-      map.get(ppid).push(Number(d));
-    } catch { /* gone */ }
-  }
-  return map;
-}
-
-function tree(pid) {
-  const kids = children();
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) out.push(...(kids.get(out[i]) ?? []));
-  return out;
-}
-
-function cpuTicks(pids) {
-  let t = 0;
-  for (const p of pids) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      t += Number(rest[11]) + Number(rest[12]); // utime, stime
-    } catch { /* gone */ }
-  }
-  return t;
-}
-
-function pssKb(pids) {
-  let kb = 0;
-  for (const p of pids) {
-    try {
-      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
-      if (m) kb += Number(m[1]);
-    } catch { /* gone */ }
-  }
-  return kb;
-}
 
 /** utime+stime ticks per thread name (comm) of one process. */
 function threadTicks(pid) {
@@ -134,21 +89,6 @@ function topMappings(pid, count) {
     }
   } catch { /* gone */ }
   return [...by].map(([k, [kb, n]]) => [k, kb, n]).sort((a, b) => b[1] - a[1]).slice(0, count);
-}
-
-/** CPU % of one core and mean PSS of a process tree over `ms`. */
-async function measure(rootPid, ms) {
-  const pids0 = tree(rootPid);
-  const c0 = cpuTicks(pids0);
-  const t0 = Date.now();
-  const pss = [];
-  while (Date.now() - t0 < ms) {
-    pss.push(pssKb(tree(rootPid)));
-    await sleep(1000);
-  }
-  const c1 = cpuTicks(tree(rootPid));
-  const seconds = (Date.now() - t0) / 1000;
-  return { cpuPercent: ((c1 - c0) / TICK / seconds) * 100, pssMb: pss.reduce((a, b) => a + b, 0) / pss.length / 1024, processes: tree(rootPid).length };
 }
 
 const janus = await startJanus({ room: ROOM });

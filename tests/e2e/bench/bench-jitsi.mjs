@@ -10,16 +10,16 @@
 // CPU (% of one core, whole process tree, steady window), PSS (summed over
 // the tree) and join→first frame (daemon: spawn to its first sealed video
 // frame sent, its status line's first_video_ms; Chromium: browser launch to
-// the first encoded frame of the P2P session, polled every 50 ms). Helpers
-// from bench-daemon.mjs's method, same definitions.
+// the first encoded frame of the P2P session, polled every 50 ms), measured
+// as bench-daemon.mjs measures (procstat.mjs).
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startProsody, sleep } from '../lib/prosody.mjs';
 import { CHROMIUM, CHROMIUM_ARGS, launchBrowser } from '../lib/browser.mjs';
 import { startJitsiPageServer, openJitsiParticipant } from '../jitsi/page.mjs';
+import { measure } from './procstat.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..', '..');
@@ -27,58 +27,6 @@ const BIN = process.env.CLOAKROOMD_BIN || join(REPO, 'target', 'debug', 'cloakro
 const ROOM = 'bench';
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS || 8000);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS || 20000);
-const TICK = 100; // USER_HZ
-
-function tree(pid) {
-  const kids = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const rest = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ').pop().split(' ');
-      const ppid = Number(rest[1]);
-      if (!kids.has(ppid)) kids.set(ppid, []);
-      kids.get(ppid).push(Number(d));
-    } catch { /* gone */ }
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) out.push(...(kids.get(out[i]) ?? []));
-  return out;
-}
-
-function cpuTicks(pids) {
-  let t = 0;
-  for (const p of pids) {
-    try {
-      const rest = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ').pop().split(' ');
-      t += Number(rest[11]) + Number(rest[12]);
-    } catch { /* gone */ }
-  }
-  return t;
-}
-
-function pssKb(pids) {
-  let kb = 0;
-  for (const p of pids) {
-    try {
-      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
-      if (m) kb += Number(m[1]);
-    } catch { /* gone */ }
-  }
-  return kb;
-}
-
-async function measure(rootPid, ms) {
-  const c0 = cpuTicks(tree(rootPid));
-  const t0 = Date.now();
-  const pss = [];
-  while (Date.now() - t0 < ms) {
-    pss.push(pssKb(tree(rootPid)));
-    await sleep(1000);
-  }
-  const c1 = cpuTicks(tree(rootPid));
-  const seconds = (Date.now() - t0) / 1000;
-  return { cpuPercent: ((c1 - c0) / TICK / seconds) * 100, pssMb: pss.reduce((a, b) => a + b, 0) / pss.length / 1024, processes: tree(rootPid).length };
-}
 
 const prosody = await startProsody();
 const pages = await startJitsiPageServer();
