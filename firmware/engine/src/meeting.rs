@@ -349,7 +349,7 @@ pub async fn run(
             let audio = start_audio(&settings, sealers[1].clone(), ssrcs.1, out_tx, Arc::clone(&status), muted)?;
             Ok((video, audio))
         });
-    let (mut video, _audio) = match media {
+    let (mut video, audio) = match media {
         Ok(m) => m,
         Err(e) => {
             driver.abort();
@@ -456,6 +456,20 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
+                // The room's screen says so while its camera or microphone is
+                // gone (the others meanwhile see and hear the stand-ins).
+                let (camera, microphone) = (video.camera(), audio.microphone());
+                let mut gone = Vec::new();
+                if !camera.available() {
+                    gone.push(format!("Camera unavailable: {}", camera.problem().unwrap_or_default()));
+                }
+                if !microphone.available() {
+                    gone.push(format!("Microphone unavailable: {}", microphone.problem().unwrap_or_default()));
+                }
+                let notice = (!gone.is_empty()).then(|| gone.join(" · "));
+                if let Err(e) = receive.lock().unwrap_or_else(PoisonError::into_inner).set_notice(notice.as_deref()) {
+                    tracing::debug!(error = %crate::Chain(&e), "screen notice");
+                }
                 m.update_link_stats().await;
                 let list = m.counters();
                 let _ = events.send(MeetingEvent::Stats(stats(&status, &list, &receive)));

@@ -75,6 +75,9 @@ pub struct ReceivePipeline {
     encrypted: bool,
     /// Makes element names unique even when an id comes back.
     next_tag: u64,
+    /// A line across the top of the screen about the room itself ("Camera
+    /// unavailable: …"), and its rendered picture.
+    notice: Option<(String, TextImage)>,
 }
 
 struct Participant {
@@ -140,6 +143,7 @@ impl ReceivePipeline {
             labels,
             encrypted: settings.encrypted,
             next_tag: 0,
+            notice: None,
         })
     }
 
@@ -239,6 +243,27 @@ impl ReceivePipeline {
             self.draw_labels()?;
         }
         Ok(())
+    }
+
+    /// Sets (or clears) a line across the top of the screen about the room
+    /// itself, e.g. "Camera unavailable: <cause>" while the room's camera
+    /// is gone (the others see a "camera unavailable" picture meanwhile).
+    pub fn set_notice(&mut self, notice: Option<&str>) -> Result<(), MediaError> {
+        if self.notice.as_ref().map(|(t, _)| t.as_str()) == notice {
+            return Ok(());
+        }
+        self.notice = match notice {
+            Some(text) => {
+                let font = Font::system()?;
+                let px = u32::try_from(self.canvas.height / 30).unwrap_or(12).max(12);
+                // Left of the encryption badge (top right), whatever the cause's length.
+                let width = u32::try_from(self.canvas.width).unwrap_or(0) * 3 / 5;
+                let image = font.render(text, px).cropped(width);
+                Some((text.to_owned(), image))
+            }
+            None => None,
+        };
+        self.draw_labels()
     }
 
     /// Where participant `id`'s label band is; `None` for participants
@@ -381,6 +406,9 @@ impl ReceivePipeline {
                 Anchor::At { x: u32::try_from(place.text_x).unwrap_or(0), y: u32::try_from(place.text_y).unwrap_or(0) };
             texts.push((label.image.clone(), Placement { anchor: at, margin: 0, shaded: true }));
             p.label = Some(Label { band: place.band, ..label });
+        }
+        if let Some((_, image)) = &self.notice {
+            texts.push((image.clone(), Placement { anchor: Anchor::TopLeft, margin: 16, shaded: true }));
         }
         self.labels.replace_texts(texts);
         Ok(())

@@ -667,3 +667,36 @@ fn read_png_luma(path: &std::path::Path) -> (usize, usize, Vec<u8>) {
         .collect();
     (info.width as usize, info.height as usize, luma)
 }
+
+#[test]
+fn a_notice_about_the_room_crosses_the_top_of_the_grid_and_goes_again() {
+    let _serial = serial();
+    let canvas = Canvas { width: 640, height: 360 };
+    let mut receive = ReceivePipeline::start(&receive_settings(canvas)).expect("receive starts");
+    let frames = grey_vp8_frames(640, 360, 10);
+    receive.add_participant("ana", "Ana", Some(Codec::Vp8), false).expect("ana joins");
+    for f in &frames {
+        receive.push("ana", f.clone()).expect("frame accepted");
+    }
+    wait_until("decoded", || receive.decoded_video_frames("ana") == Some(10));
+    // The top band, where the notice goes (top left, clear of the badge at the top right).
+    let top = Rect { x: 16, y: 16, width: 360, height: 14 };
+    let changed = |a: &Snapshot, b: &Snapshot| {
+        let (mut n, mut all) = (0u32, 0u32);
+        for y in top.y..top.y + top.height {
+            for x in top.x..top.x + top.width {
+                all += 1;
+                n += u32::from(a.luma(x as u32, y as u32).abs_diff(b.luma(x as u32, y as u32)) > 40);
+            }
+        }
+        f64::from(n) / f64::from(all)
+    };
+    let before = fresh_snapshot(&receive);
+    receive.set_notice(Some("Camera unavailable: the device went away")).expect("notice");
+    let with = fresh_snapshot(&receive);
+    write_png(&tmp("receive-notice.png"), &with);
+    assert!(changed(&before, &with) > 0.05, "text across the top: {}", changed(&before, &with));
+    receive.set_notice(None).expect("cleared");
+    let after = fresh_snapshot(&receive);
+    assert!(changed(&before, &after) < 0.01, "gone again: {}", changed(&before, &after));
+}
