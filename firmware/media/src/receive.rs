@@ -246,7 +246,7 @@ impl ReceivePipeline {
     }
 
     /// Sets (or clears) a line across the top of the screen about the room
-    /// itself, e.g. "Camera unavailable: <cause>" while the room's camera
+    /// itself, e.g. "Camera unavailable: &lt;cause&gt;" while the room's camera
     /// is gone (the others see a "camera unavailable" picture meanwhile).
     pub fn set_notice(&mut self, notice: Option<&str>) -> Result<(), MediaError> {
         if self.notice.as_ref().map(|(t, _)| t.as_str()) == notice {
