@@ -893,7 +893,7 @@ fn start_video(
             }
         };
         let rtp_timestamp = frame.pts.map(|p| (p.as_micros() * 9 / 100) as u32).unwrap_or(0);
-        let Some(sealed) = sealer.seal(FrameMeta { ssrc, rtp_timestamp, kind }, payload) else {
+        let Some(sealed) = sealer.seal(FrameMeta { ssrc, rtp_timestamp, kind }, &payload) else {
             // Keys are exchanged and ours is not known yet: nothing goes out.
             status.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -934,8 +934,7 @@ fn start_audio(
         let rtp_timestamp = frame.pts.map(|p| (p.as_micros() * 48 / 1000) as u32).unwrap_or(0);
         // Muted: the microphone's packet is dropped here, before sealing; silence goes instead.
         let payload: &[u8] = if muted.load(Ordering::Relaxed) { &OPUS_SILENCE } else { &frame.data };
-        let Some(sealed) = sealer.seal(FrameMeta { ssrc, rtp_timestamp, kind: MediaKind::Opus }, payload.to_vec())
-        else {
+        let Some(sealed) = sealer.seal(FrameMeta { ssrc, rtp_timestamp, kind: MediaKind::Opus }, payload) else {
             status.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -969,12 +968,12 @@ impl Sealer {
 
     /// The frame to send: sealed, clear (a meeting without encryption), or
     /// `None` (encryption required, no key yet).
-    fn seal(&self, meta: FrameMeta, payload: Vec<u8>) -> Option<Result<Vec<u8>, cloakroom_frame::FrameError>> {
+    fn seal(&self, meta: FrameMeta, payload: &[u8]) -> Option<Result<Vec<u8>, cloakroom_frame::FrameError>> {
         let mut guard = self.encryptor.lock().unwrap_or_else(PoisonError::into_inner);
         match guard.as_mut() {
-            Some(e) => Some(e.seal(meta, &payload)),
+            Some(e) => Some(e.seal(meta, payload)),
             None if self.required => None,
-            None => Some(Ok(payload)),
+            None => Some(Ok(payload.to_vec())),
         }
     }
 
